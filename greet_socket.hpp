@@ -1,0 +1,1286 @@
+// greet_socket.hpp - blocking TCP sockets for C++17 in one header, no dependencies.
+//
+// A server and a client in a few lines, with the sharp edges of BSD sockets and
+// Winsock filed off: every byte sent, none lost, text that stays UTF-8, timeouts,
+// and errors that say what failed, where, and what to try.
+//
+//     #include "greet_socket.hpp"
+//
+//     greet::Server server("localhost", 9999);            // bind + listen
+//     auto [client, addr] = server.accept();
+//     std::string name = client.recv_text(1024);          // whole UTF-8 characters only
+//     client.send("hello " + name);                       // sends every byte
+//
+//     greet::Client client("localhost", 9999);            // connect
+//     client.send(u"Zoë");                                // encoded to UTF-8 first
+//     std::string reply = client.recv(1024);              // "" once the server closed
+//
+// Build:  drop-in:  g++ -std=c++17 main.cpp            (Linux, macOS)
+//                   g++ -std=c++17 main.cpp -lws2_32   (MinGW; MSVC links ws2_32 itself)
+//         CMake:    find_package(greet_socket CONFIG) or add_subdirectory, then link
+//                   greet_socket::greet_socket
+//         meson:    dependency('greet_socket')   vcpkg: greet-socket
+// Errors: every failure throws greet::Error (a std::system_error) whose what() reads
+//         "<operation> <host:port>: <OS name> (<OS text>): <hint>".
+// License: MIT (see the end of this file). Version history: 1.0.0 first release.
+
+#ifndef GREET_SOCKET_HPP
+#define GREET_SOCKET_HPP
+
+#define GREET_SOCKET_VERSION_MAJOR 1
+#define GREET_SOCKET_VERSION_MINOR 0
+#define GREET_SOCKET_VERSION_PATCH 0
+#define GREET_SOCKET_VERSION "1.0.0"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+// ---------------------------------------------------------------------------
+// The one platform block: everything that differs between Winsock and POSIX.
+#ifdef _WIN32
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0600 // WSAPoll and inet_ntop need Vista or later
+#endif
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#define GREET_SOCKET_UNDEF_LEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#define GREET_SOCKET_UNDEF_NOMINMAX
+#endif
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#ifdef GREET_SOCKET_UNDEF_LEAN
+#undef WIN32_LEAN_AND_MEAN
+#undef GREET_SOCKET_UNDEF_LEAN
+#endif
+#ifdef GREET_SOCKET_UNDEF_NOMINMAX
+#undef NOMINMAX
+#undef GREET_SOCKET_UNDEF_NOMINMAX
+#endif
+#ifdef _MSC_VER
+#pragma comment(lib, "ws2_32")
+#endif
+
+namespace greet {
+using native_handle_type = SOCKET;
+namespace detail {
+constexpr SOCKET no_socket = INVALID_SOCKET;
+constexpr int send_flags = 0;
+constexpr int shut_send = SD_SEND;
+constexpr int shut_both = SD_BOTH;
+using io_size = int; // Winsock counts bytes in int
+inline int close_native(SOCKET s) noexcept { return ::closesocket(s); }
+inline int last_error() noexcept { return ::WSAGetLastError(); }
+inline bool interrupted(int e) noexcept { return e == WSAEINTR; }
+inline bool would_block(int e) noexcept { return e == WSAEWOULDBLOCK; }
+inline bool in_progress(int e) noexcept { return e == WSAEWOULDBLOCK || e == WSAEINPROGRESS; }
+inline int poll_native(WSAPOLLFD* fds, std::size_t n, int ms) noexcept { return ::WSAPoll(fds, static_cast<ULONG>(n), ms); }
+using pollfd_type = WSAPOLLFD;
+inline void set_blocking(SOCKET s, bool on) noexcept {
+    u_long nonblocking = on ? 0 : 1;
+    ::ioctlsocket(s, FIONBIO, &nonblocking);
+}
+// Winsock must be started once per process; a function-local static does it
+// thread-safely on first use and stops it at exit.
+struct WinsockSession {
+    WinsockSession() noexcept { WSADATA data; ::WSAStartup(MAKEWORD(2, 2), &data); }
+    ~WinsockSession() { ::WSACleanup(); }
+};
+inline void start_networking() noexcept { static WinsockSession session; }
+inline SOCKET open_native(int family) noexcept {
+    start_networking();
+    return ::WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0,
+                        WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+}
+// SO_EXCLUSIVEADDRUSE: without it Windows lets a second server bind the same port.
+inline int prepare_listener(SOCKET s) noexcept {
+    BOOL on = TRUE;
+    return ::setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, reinterpret_cast<const char*>(&on), sizeof on);
+}
+inline SOCKET accept_native(SOCKET listener, sockaddr* addr, socklen_t* len) noexcept {
+    SOCKET s = ::accept(listener, addr, len);
+    if (s != INVALID_SOCKET) {
+        ::SetHandleInformation(reinterpret_cast<HANDLE>(s), HANDLE_FLAG_INHERIT, 0);
+        set_blocking(s, true); // accepted sockets inherit the listener's non-blocking mode
+    }
+    return s;
+}
+// Winsock reports WSA* codes; map the common ones onto std::errc so that callers can
+// compare portably (e.code() == std::errc::connection_refused) on every platform.
+inline std::error_code os_error(int e) noexcept {
+    switch (e) {
+    case WSAEADDRINUSE: return std::make_error_code(std::errc::address_in_use);
+    case WSAEADDRNOTAVAIL: return std::make_error_code(std::errc::address_not_available);
+    case WSAEACCES: return std::make_error_code(std::errc::permission_denied);
+    case WSAECONNREFUSED: return std::make_error_code(std::errc::connection_refused);
+    case WSAECONNRESET: return std::make_error_code(std::errc::connection_reset);
+    case WSAECONNABORTED: return std::make_error_code(std::errc::connection_aborted);
+    case WSAETIMEDOUT: return std::make_error_code(std::errc::timed_out);
+    case WSAENETUNREACH: return std::make_error_code(std::errc::network_unreachable);
+    case WSAEHOSTUNREACH: return std::make_error_code(std::errc::host_unreachable);
+    case WSAEAFNOSUPPORT: return std::make_error_code(std::errc::address_family_not_supported);
+    case WSAEMFILE: return std::make_error_code(std::errc::too_many_files_open);
+    case WSAENOBUFS: return std::make_error_code(std::errc::no_buffer_space);
+    case WSAENOTCONN: return std::make_error_code(std::errc::not_connected);
+    case WSAESHUTDOWN: return std::make_error_code(std::errc::broken_pipe);
+    case WSAEINVAL: return std::make_error_code(std::errc::invalid_argument);
+    case WSAEISCONN: return std::make_error_code(std::errc::already_connected);
+    default: return {e, std::system_category()};
+    }
+}
+// getaddrinfo's EAI_* codes are WSA codes on Windows.
+inline std::error_code resolver_error(int rc) noexcept { return os_error(rc); }
+// The console speaks UTF-16; reading and writing it as such keeps "Zoë" intact
+// whatever the console's code page. Both return false when not a console.
+std::u16string to_utf16(std::string_view utf8_text);
+std::string to_utf8(std::u16string_view text);
+inline bool read_console(std::string& line) {
+    HANDLE in = ::GetStdHandle(STD_INPUT_HANDLE);
+    DWORD mode = 0;
+    if (!::GetConsoleMode(in, &mode)) return false;
+    std::u16string wide;
+    wchar_t unit = 0;
+    DWORD got = 0;
+    while (::ReadConsoleW(in, &unit, 1, &got, nullptr) && got == 1 && unit != L'\n')
+        wide.push_back(static_cast<char16_t>(unit));
+    line = to_utf8(wide);
+    return true;
+}
+inline bool write_console(std::string_view utf8_text) {
+    HANDLE out = ::GetStdHandle(STD_OUTPUT_HANDLE);
+    DWORD mode = 0, written = 0;
+    if (!::GetConsoleMode(out, &mode)) return false;
+    const std::u16string wide = to_utf16(utf8_text);
+    ::WriteConsoleW(out, reinterpret_cast<const wchar_t*>(wide.data()), static_cast<DWORD>(wide.size()), &written, nullptr);
+    return true;
+}
+} // namespace detail
+} // namespace greet
+
+#else // POSIX
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace greet {
+using native_handle_type = int;
+namespace detail {
+constexpr int no_socket = -1;
+#ifdef MSG_NOSIGNAL
+constexpr int send_flags = MSG_NOSIGNAL; // a closed peer gives EPIPE, never SIGPIPE
+#else
+constexpr int send_flags = 0; // macOS: SO_NOSIGPIPE is set on the socket instead
+#endif
+constexpr int shut_send = SHUT_WR;
+constexpr int shut_both = SHUT_RDWR;
+using io_size = std::size_t;
+inline int close_native(int s) noexcept { return ::close(s); } // never retried: the descriptor is gone either way
+inline int last_error() noexcept { return errno; }
+inline bool interrupted(int e) noexcept { return e == EINTR; }
+inline bool would_block(int e) noexcept { return e == EAGAIN || e == EWOULDBLOCK; }
+inline bool in_progress(int e) noexcept { return e == EINPROGRESS || e == EINTR; }
+inline int poll_native(pollfd* fds, std::size_t n, int ms) noexcept { return ::poll(fds, static_cast<nfds_t>(n), ms); }
+using pollfd_type = pollfd;
+inline void set_blocking(int s, bool on) noexcept {
+    int flags = ::fcntl(s, F_GETFL, 0);
+    ::fcntl(s, F_SETFL, on ? (flags & ~O_NONBLOCK) : (flags | O_NONBLOCK));
+}
+inline void start_networking() noexcept {}
+// Close-on-exec and no SIGPIPE are per-socket choices; the process's signal
+// dispositions belong to the application and are never touched.
+inline int finish_socket(int s) noexcept {
+    if (s < 0) return s;
+#ifndef SOCK_CLOEXEC
+    ::fcntl(s, F_SETFD, FD_CLOEXEC);
+#endif
+#ifdef SO_NOSIGPIPE
+    int on = 1;
+    ::setsockopt(s, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
+#endif
+    return s;
+}
+inline int open_native(int family) noexcept {
+#ifdef SOCK_CLOEXEC
+    return finish_socket(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
+#else
+    return finish_socket(::socket(family, SOCK_STREAM, IPPROTO_TCP));
+#endif
+}
+// SO_REUSEADDR lets a restarted server bind while old connections sit in TIME_WAIT;
+// SO_REUSEPORT is never set, so a second server on a busy port fails loudly.
+inline int prepare_listener(int s) noexcept {
+    int on = 1;
+    return ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+}
+inline int accept_native(int listener, sockaddr* addr, socklen_t* len) noexcept {
+#if defined(__linux__) && defined(SOCK_CLOEXEC)
+    return ::accept4(listener, addr, len, SOCK_CLOEXEC); // blocking, whatever the listener is
+#else
+    int s = finish_socket(::accept(listener, addr, len));
+    if (s >= 0) set_blocking(s, true); // BSDs hand down the listener's O_NONBLOCK
+    return s;
+#endif
+}
+inline std::error_code os_error(int e) noexcept { return {e, std::system_category()}; }
+struct ResolverCategory : std::error_category {
+    const char* name() const noexcept override { return "resolver"; }
+    std::string message(int rc) const override { return ::gai_strerror(rc); }
+};
+inline std::error_code resolver_error(int rc) noexcept {
+    static const ResolverCategory category;
+    if (rc == EAI_SYSTEM) return os_error(errno);
+    return {rc, category};
+}
+inline bool read_console(std::string&) { return false; }
+inline bool write_console(std::string_view) { return false; }
+} // namespace detail
+} // namespace greet
+#endif
+
+// ---------------------------------------------------------------------------
+// The public API.
+namespace greet {
+
+class Client;
+
+// Errors. Every failure is a greet::Error; catch the subclasses for the cases a
+// program handles differently. code() compares with std::errc values on every platform.
+class Error : public std::system_error {
+public:
+    Error(std::error_code code, const std::string& message);
+    const char* what() const noexcept override { return message_.what(); }
+
+private:
+    std::runtime_error message_; // shares its text on copy, so copying never throws
+};
+class TimeoutError : public Error { using Error::Error; }; // code() == std::errc::timed_out
+class ResolveError : public Error { using Error::Error; }; // the host name could not be looked up
+class ClosedError : public Error { using Error::Error; };  // the peer closed before a whole unit arrived
+class Utf8Error : public Error {                           // code() == std::errc::illegal_byte_sequence
+public:
+    Utf8Error(std::size_t offset, const std::string& message);
+    std::size_t offset() const noexcept { return offset_; } // the first bad byte (or code unit)
+private:
+    std::size_t offset_;
+};
+// The library's own error codes, for conditions the OS has no name for.
+enum class errc { peer_closed = 1 };
+const std::error_category& error_category() noexcept;
+std::error_code make_error_code(errc e) noexcept;
+
+// An IP address and port. to_string() gives "127.0.0.1:5000" or "[::1]:5000";
+// IPv4-mapped IPv6 peers print as plain IPv4.
+struct Address {
+    std::string host;
+    std::uint16_t port = 0;
+    std::string to_string() const;
+};
+bool operator==(const Address& a, const Address& b);
+bool operator!=(const Address& a, const Address& b);
+std::ostream& operator<<(std::ostream& out, const Address& address);
+
+// Parses "9999" into a port. Throws: Error (std::errc::invalid_argument) unless the
+// text is a whole number from 0 to 65535.
+std::uint16_t parse_port(std::string_view text);
+
+// UTF-8 as RFC 3629 defines it: overlong forms, surrogates, values past U+10FFFF,
+// stray continuation bytes and truncated sequences are ill-formed.
+namespace utf8 {
+// Throws: Utf8Error on an unpaired surrogate or a value that is no code point; offset() is its index.
+std::string encode(std::u16string_view text);
+std::string encode(std::u32string_view text);
+std::string encode(std::wstring_view text); // UTF-16 on Windows, UTF-32 elsewhere
+// Throws: Utf8Error at the first ill-formed byte.
+std::u32string decode(std::string_view bytes);
+bool is_valid(std::string_view bytes) noexcept;
+// Each maximal subpart of an ill-formed sequence becomes one U+FFFD (Unicode's and WHATWG's practice).
+std::string sanitize(std::string_view bytes);
+} // namespace utf8
+
+// Console text as UTF-8, like Python's input() and print(). On a Windows console they
+// read and write UTF-16, so non-ASCII text survives any code page.
+std::optional<std::string> input(std::string_view prompt = {}); // nullopt at end of input
+void print(std::string_view text);                               // text + '\n', flushed
+
+using Timeout = std::optional<std::chrono::milliseconds>;
+
+// A connected TCP stream. Move-only; closes on destruction. One Client may be
+// used by one thread at a time; different Clients from different threads.
+class Client {
+public:
+    Client() = default; // nothing opened yet
+    // Throws: as connect().
+    Client(std::string_view host, std::uint16_t port);
+    Client(Client&&) noexcept = default;
+    Client& operator=(Client&&) noexcept = default;
+    ~Client() = default;
+
+    // Tries every address the host resolves to (IPv6 and IPv4) and keeps the first that
+    // answers; with a timeout, each address gets the whole timeout.
+    // Throws: ResolveError; TimeoutError; Error naming the last address's failure
+    // (ECONNREFUSED: is the server running?); Error (EISCONN) when already connected.
+    void connect(std::string_view host, std::uint16_t port);
+
+    // Sends every byte (looping over partial writes) and returns the count.
+    // Throws: TimeoutError (the message says how many bytes went); Error (EPIPE,
+    // ECONNRESET) when the peer has gone; never raises SIGPIPE.
+    std::size_t send(std::string_view bytes);
+    // Text in other encodings is sent as UTF-8. Throws: also Utf8Error before sending anything.
+    std::size_t send(std::u16string_view text);
+    std::size_t send(std::u32string_view text);
+    std::size_t send(std::wstring_view text);
+#if defined(__cpp_char8_t)
+    std::size_t send(std::u8string_view text);
+#endif
+    std::size_t send(const char* bytes) { return send(std::string_view(bytes)); }
+
+    // Every receive returns buffered bytes first, so whatever one call read from the OS
+    // and did not return (a held-back character, the rest after a line, a recv_exact cut
+    // short by a timeout or a close) comes back from the next call, whichever it is.
+    // Each throws TimeoutError when a timeout is set and nothing arrives in time; the
+    // connection stays usable. max_bytes (or n) must be at least 1.
+
+    // 1..max_bytes bytes; "" once the peer has closed (like Python).
+    std::string recv(std::size_t max_bytes);
+    // Like recv, but only whole UTF-8 characters: an incomplete character at the end is
+    // held back for the next call. max_bytes must be at least 4 (one character).
+    // Throws: Utf8Error when the next bytes are ill-formed (they stay unread: recv()
+    // returns them) or the peer closed in the middle of a character.
+    std::string recv_text(std::size_t max_bytes);
+    // Exactly n bytes. Throws: ClosedError if the peer closes first (nothing is lost).
+    std::string recv_exact(std::size_t n);
+    // The bytes before the next '\n', without it (and without a '\r' before it). At most
+    // max_bytes may come before the '\n'. Throws: Error (EMSGSIZE) past max_bytes;
+    // ClosedError at the end of the stream or inside an unfinished line.
+    std::string recv_line(std::size_t max_bytes = 65536);
+
+    // connect, send and every recv wait at most this long; nullopt waits forever (the
+    // default). Throws: Error (EINVAL) for a negative timeout.
+    void set_timeout(Timeout timeout);
+    Timeout timeout() const noexcept { return timeout_; }
+    // Half-close: the peer's recv returns ""; this side can still receive.
+    void shutdown_send();
+
+    Address local_address() const; // Throws: Error when not connected.
+    Address peer_address() const;  // Throws: Error when not connected.
+    void close() noexcept;
+    bool is_open() const noexcept { return socket_ != detail_no_socket(); }
+    native_handle_type native_handle() const noexcept { return socket_; }
+
+private:
+    friend class Server;
+    static native_handle_type detail_no_socket() noexcept;
+    Client(native_handle_type socket, Address peer);
+    void require_open(const char* op) const;
+    void apply_timeout() noexcept;
+    bool wait(short events, std::chrono::steady_clock::time_point deadline) const;
+    std::chrono::steady_clock::time_point deadline() const noexcept;
+    std::size_t read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point deadline, const char* op);
+    std::size_t fill(std::chrono::steady_clock::time_point deadline, const char* op);
+    [[noreturn]] void fail(const char* op, std::error_code code, std::string_view note = {}) const;
+    [[noreturn]] void fail_timeout(const char* op, std::string_view note = {}) const;
+
+    struct Handle { // owns the descriptor
+        native_handle_type value;
+        Handle(native_handle_type v = detail_no_socket()) noexcept : value(v) {}
+        Handle(Handle&& other) noexcept : value(std::exchange(other.value, detail_no_socket())) {}
+        Handle& operator=(Handle&& other) noexcept;
+        ~Handle() { reset(); }
+        void reset() noexcept;
+        operator native_handle_type() const noexcept { return value; }
+    };
+    struct Buffer { // bytes read from the OS but not yet returned
+        std::unique_ptr<char[]> data;
+        std::size_t capacity = 0, begin = 0, end = 0;
+        Buffer() = default;
+        Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+        Buffer& operator=(Buffer&& other) noexcept {
+            data = std::move(other.data);
+            capacity = std::exchange(other.capacity, 0), begin = std::exchange(other.begin, 0), end = std::exchange(other.end, 0);
+            return *this;
+        }
+        std::size_t size() const noexcept { return end - begin; }
+        const char* bytes() const noexcept { return data.get() + begin; }
+        std::string take(std::size_t n);
+        char* prepare(std::size_t n);
+        void commit(std::size_t n) noexcept { end += n; }
+    };
+    Handle socket_;
+    Buffer buffer_;
+    Timeout timeout_;
+    Address peer_;
+    std::string endpoint_; // "host:port" as the user named it, for error messages
+};
+
+// A listening TCP socket (one per address the host resolves to: "localhost" listens
+// on 127.0.0.1 and, where the machine maps it, ::1). Move-only; closes on destruction.
+class Server {
+public:
+    Server() = default; // nothing opened yet
+    // bind + listen. Throws: as bind() and listen().
+    Server(std::string_view host, std::uint16_t port, int backlog = SOMAXCONN);
+    Server(Server&&) noexcept = default;
+    Server& operator=(Server&&) noexcept = default;
+    ~Server() = default;
+
+    // host "" is every interface (IPv6 dual-stack where available, else IPv4); port 0
+    // lets the OS pick a free port (see local_address()).
+    // Throws: ResolveError; Error (EADDRINUSE: another program is listening on this
+    // port; EACCES: ports below 1024 need privileges; EADDRNOTAVAIL: not this machine's address).
+    void bind(std::string_view host, std::uint16_t port);
+    // backlog bounds the queue of connections the OS has completed but accept() has not
+    // yet taken; it is not a limit on clients. Throws: Error when not bound.
+    void listen(int backlog = SOMAXCONN);
+    // Waits for the next client. Throws: TimeoutError; Error (EMFILE when out of descriptors).
+    std::pair<Client, Address> accept();
+    // accept waits at most this long; nullopt waits forever (the default).
+    void set_timeout(Timeout timeout);
+    Timeout timeout() const noexcept { return timeout_; }
+    Address local_address() const; // the real port after bind(host, 0). Throws: Error when not bound.
+    void close() noexcept { listeners_.clear(); }
+    bool is_open() const noexcept { return !listeners_.empty(); }
+
+private:
+    std::vector<Client::Handle> listeners_;
+    Timeout timeout_;
+    std::string endpoint_;
+};
+
+} // namespace greet
+
+namespace std {
+template <> struct is_error_code_enum<greet::errc> : true_type {};
+} // namespace std
+
+// ---------------------------------------------------------------------------
+// Internals.
+namespace greet {
+namespace detail {
+
+using Clock = std::chrono::steady_clock;
+constexpr Clock::time_point no_deadline = Clock::time_point::max();
+constexpr std::size_t chunk = 65536; // how much a buffered read asks the OS for
+
+// The text of every error: "<op> <endpoint>: <NAME> (<OS text>): <note or hint>".
+struct ErrorInfo {
+    std::errc code;
+    const char* name;
+    const char* text; // used when the OS has none (Wine's Winsock, for one)
+    const char* hint;
+};
+inline const ErrorInfo* find_error_info(std::error_code code) noexcept {
+    static const ErrorInfo table[] = {
+        {std::errc::address_in_use, "EADDRINUSE", "Address already in use", "another program is listening on this port"},
+        {std::errc::permission_denied, "EACCES", "Permission denied", "ports below 1024 need administrator rights; use a port from 1024 to 65535"},
+        {std::errc::connection_refused, "ECONNREFUSED", "Connection refused", "is the server running?"},
+        {std::errc::timed_out, "ETIMEDOUT", "Connection timed out", "the other side did not answer in time"},
+        {std::errc::address_not_available, "EADDRNOTAVAIL", "Cannot assign requested address", "this machine has no such address; use \"localhost\", or \"\" for every interface"},
+        {std::errc::connection_reset, "ECONNRESET", "Connection reset by peer", "the peer closed the connection abruptly"},
+        {std::errc::connection_aborted, "ECONNABORTED", "Connection aborted", "the connection was dropped before it could be used"},
+        {std::errc::broken_pipe, "EPIPE", "Broken pipe", "the peer has closed the connection"},
+        {std::errc::network_unreachable, "ENETUNREACH", "Network is unreachable", "check the address and the network"},
+        {std::errc::host_unreachable, "EHOSTUNREACH", "No route to host", "check the address and the network"},
+        {std::errc::address_family_not_supported, "EAFNOSUPPORT", "Address family not supported", "this machine lacks that IP version"},
+        {std::errc::too_many_files_open, "EMFILE", "Too many open files", "the process is out of descriptors; close sockets no longer in use"},
+        {std::errc::too_many_files_open_in_system, "ENFILE", "Too many open files in system", "the system is out of descriptors"},
+        {std::errc::no_buffer_space, "ENOBUFS", "No buffer space available", nullptr},
+        {std::errc::not_connected, "ENOTCONN", "Not connected", "connect first, or the socket was closed"},
+        {std::errc::already_connected, "EISCONN", "Already connected", "close() first"},
+        {std::errc::invalid_argument, "EINVAL", "Invalid argument", nullptr},
+        {std::errc::message_size, "EMSGSIZE", "Message too long", nullptr},
+        {std::errc::illegal_byte_sequence, "EILSEQ", "Illegal byte sequence", nullptr},
+        {std::errc::bad_file_descriptor, "EBADF", "Bad file descriptor", nullptr},
+    };
+    if (code.category() != std::system_category() && code.category() != std::generic_category()) return nullptr;
+    for (const ErrorInfo& info : table)
+        if (code == info.code) return &info;
+    return nullptr;
+}
+
+inline std::string describe(std::string_view op, std::string_view endpoint, std::error_code code, std::string_view note) {
+    std::string text = code.message();
+    const ErrorInfo* info = find_error_info(code);
+    if (info && (text.empty() || text.rfind("Unknown error", 0) == 0)) text = info->text;
+    std::string out(op);
+    if (!endpoint.empty()) out.append(" ").append(endpoint);
+    out += ": ";
+    if (info) out.append(info->name).append(" (").append(text).append(")");
+    else out += text;
+    if (note.empty() && info && info->hint) note = info->hint;
+    if (!note.empty()) out.append(": ").append(note);
+    return out;
+}
+
+// Throws the subclass the code calls for (E for the rest).
+template <class E = Error>
+[[noreturn]] inline void fail(std::string_view op, std::string_view endpoint, std::error_code code, std::string_view note = {}) {
+    if (code == std::errc::timed_out) throw TimeoutError(code, describe(op, endpoint, code, note));
+    if (code == make_error_code(errc::peer_closed)) throw ClosedError(code, describe(op, endpoint, code, note));
+    throw E(code, describe(op, endpoint, code, note));
+}
+[[noreturn]] inline void fail_argument(std::string_view op, std::string_view note) {
+    fail(op, {}, std::make_error_code(std::errc::invalid_argument), note);
+}
+
+// Brackets around an IPv6 literal are how people write it next to a port; drop them.
+inline std::string host_text(std::string_view host) {
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    return std::string(host);
+}
+
+inline std::string ms_text(Timeout timeout) { return std::to_string(timeout.value_or(std::chrono::milliseconds(0)).count()) + " ms"; }
+
+// A timeout too long to add to now() means no deadline.
+inline Clock::time_point deadline_after(Timeout timeout) noexcept {
+    if (!timeout) return no_deadline;
+    const Clock::time_point now = Clock::now();
+    if (*timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(no_deadline - now)) return no_deadline;
+    return now + *timeout;
+}
+
+// "host:port" for messages; "" (every interface) shows as "*".
+inline std::string endpoint_text(std::string_view host, std::uint16_t port) {
+    return host.empty() ? "*:" + std::to_string(port) : Address{host_text(host), port}.to_string();
+}
+
+struct AddrInfoDeleter {
+    void operator()(addrinfo* list) const noexcept { ::freeaddrinfo(list); }
+};
+using AddrInfoList = std::unique_ptr<addrinfo, AddrInfoDeleter>;
+
+inline AddrInfoList resolve(std::string_view op, std::string_view endpoint, std::string_view host, std::uint16_t port) {
+    start_networking();
+    std::string name = host_text(host);
+    if (name.find('\0') != std::string::npos)
+        fail<ResolveError>(op, endpoint, std::make_error_code(std::errc::invalid_argument), "the host name holds a NUL byte");
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = AI_NUMERICSERV;
+    std::string service = std::to_string(port);
+    addrinfo* list = nullptr;
+    int rc = ::getaddrinfo(name.c_str(), service.c_str(), &hints, &list);
+    if (rc != 0 || list == nullptr) fail<ResolveError>(op, endpoint, resolver_error(rc), "is the host name right?");
+    return AddrInfoList(list);
+}
+
+inline Address to_address(const sockaddr_storage& storage) {
+    char text[64] = {};
+    std::uint16_t port = 0;
+    if (storage.ss_family == AF_INET6) {
+        const auto& in6 = reinterpret_cast<const sockaddr_in6&>(storage);
+        const unsigned char* b = reinterpret_cast<const unsigned char*>(&in6.sin6_addr);
+        port = ntohs(in6.sin6_port);
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (std::memcmp(b, mapped, sizeof mapped) == 0) // ::ffff:a.b.c.d is an IPv4 peer
+            std::snprintf(text, sizeof text, "%u.%u.%u.%u", b[12], b[13], b[14], b[15]);
+        else
+            ::inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
+    } else if (storage.ss_family == AF_INET) {
+        const auto& in4 = reinterpret_cast<const sockaddr_in&>(storage);
+        port = ntohs(in4.sin_port);
+        ::inet_ntop(AF_INET, &in4.sin_addr, text, sizeof text);
+    }
+    return Address{text, port};
+}
+
+inline Address socket_address(native_handle_type s, bool peer, const char* op, std::string_view endpoint) {
+    sockaddr_storage storage{};
+    socklen_t length = sizeof storage;
+    sockaddr* addr = reinterpret_cast<sockaddr*>(&storage);
+    int rc = peer ? ::getpeername(s, addr, &length) : ::getsockname(s, addr, &length);
+    if (rc != 0) fail(op, endpoint, os_error(last_error()));
+    return to_address(storage);
+}
+
+// Waits until one of the sockets is ready or the deadline passes; false on timeout.
+// Readiness includes errors and hang-ups: the next call then reports them.
+inline bool wait_any(pollfd_type* fds, std::size_t count, Clock::time_point deadline, const char* op, std::string_view endpoint) {
+    for (;;) {
+        int ms = -1;
+        if (deadline != no_deadline) {
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+            ms = static_cast<int>(std::clamp<decltype(left)>(left, 0, INT_MAX));
+        }
+        int rc = poll_native(fds, count, ms);
+        if (rc > 0) return true;
+        if (rc == 0) {
+            if (ms >= 0 && Clock::now() >= deadline) return false;
+            continue; // woke early (coarse clock): wait out the rest
+        }
+        int e = last_error();
+        if (!interrupted(e)) fail(op, endpoint, os_error(e), "poll failed");
+    }
+}
+
+// One step of RFC 3629 decoding (Unicode Table 3-7). On failure, length is the maximal
+// subpart of the ill-formed sequence, which sanitize replaces with one U+FFFD.
+struct Utf8Step {
+    std::size_t length;
+    char32_t code_point;
+    bool valid;
+    bool truncated; // ill-formed only because the input ended: more bytes could complete it
+};
+inline Utf8Step utf8_step(const unsigned char* p, std::size_t n) noexcept {
+    const unsigned char lead = p[0];
+    if (lead < 0x80) return {1, lead, true, false};
+    std::size_t need = 0;
+    char32_t cp = 0;
+    unsigned char low = 0x80, high = 0xBF; // the valid range of the second byte
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        need = 1, cp = lead & 0x1Fu;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+        need = 2, cp = lead & 0x0Fu;
+        if (lead == 0xE0) low = 0xA0;       // no overlong forms
+        else if (lead == 0xED) high = 0x9F; // no surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+        need = 3, cp = lead & 0x07u;
+        if (lead == 0xF0) low = 0x90;       // no overlong forms
+        else if (lead == 0xF4) high = 0x8F; // nothing past U+10FFFF
+    } else {
+        return {1, 0, false, false};
+    }
+    for (std::size_t i = 1; i <= need; ++i) {
+        if (i >= n) return {i, 0, false, true};
+        const unsigned char byte = p[i];
+        if (byte < low || byte > high) return {i, 0, false, false};
+        cp = (cp << 6) | (byte & 0x3Fu);
+        low = 0x80, high = 0xBF;
+    }
+    return {need + 1, cp, true, false};
+}
+
+inline void append_utf8(std::string& out, char32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+[[noreturn]] inline void fail_encode(std::size_t index, const char* what, std::uint32_t unit) {
+    char note[96];
+    std::snprintf(note, sizeof note, "%s 0x%04X at index %zu", what, static_cast<unsigned>(unit), index);
+    throw Utf8Error(index, describe("utf8::encode", {}, std::make_error_code(std::errc::illegal_byte_sequence), note));
+}
+
+template <class Unit>
+std::string encode_utf16(const Unit* units, std::size_t n) {
+    std::string out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t u = static_cast<std::uint16_t>(units[i]);
+        if (u >= 0xD800 && u <= 0xDBFF && i + 1 < n) {
+            const std::uint32_t low = static_cast<std::uint16_t>(units[i + 1]);
+            if (low >= 0xDC00 && low <= 0xDFFF) {
+                append_utf8(out, static_cast<char32_t>(0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00)));
+                ++i;
+                continue;
+            }
+        }
+        if (u >= 0xD800 && u <= 0xDFFF) fail_encode(i, "unpaired surrogate", u);
+        append_utf8(out, static_cast<char32_t>(u));
+    }
+    return out;
+}
+
+template <class Unit>
+std::string encode_utf32(const Unit* units, std::size_t n) {
+    std::string out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto u = static_cast<std::uint32_t>(units[i]);
+        if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF)) fail_encode(i, "not a Unicode scalar value:", u);
+        append_utf8(out, static_cast<char32_t>(u));
+    }
+    return out;
+}
+
+// How many leading bytes of s are whole, valid characters; *ill_formed tells whether
+// the scan stopped at bad bytes (rather than at an incomplete character at the end).
+inline std::size_t utf8_prefix(std::string_view s, bool* ill_formed) noexcept {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    std::size_t i = 0;
+    *ill_formed = false;
+    while (i < s.size()) {
+        if (p[i] < 0x80) { // ASCII runs are the common case
+            ++i;
+            continue;
+        }
+        const Utf8Step step = utf8_step(p + i, s.size() - i);
+        if (!step.valid) {
+            *ill_formed = !step.truncated;
+            break;
+        }
+        i += step.length;
+    }
+    return i;
+}
+
+inline std::string to_utf8(std::u16string_view text) { return utf8::encode(text); }
+inline std::u16string to_utf16(std::string_view utf8_text) {
+    std::u16string out;
+    for (char32_t cp : utf8::decode(utf8::sanitize(utf8_text))) {
+        if (cp >= 0x10000) {
+            out += static_cast<char16_t>(0xD800 + ((cp - 0x10000) >> 10));
+            out += static_cast<char16_t>(0xDC00 + ((cp - 0x10000) & 0x3FF));
+        } else {
+            out += static_cast<char16_t>(cp);
+        }
+    }
+    return out;
+}
+
+} // namespace detail
+
+// ---------------------------------------------------------------------------
+// Definitions, in the order of the declarations.
+
+inline Error::Error(std::error_code code, const std::string& message) : std::system_error(code), message_(message) {}
+
+inline Utf8Error::Utf8Error(std::size_t offset, const std::string& message)
+    : Error(std::make_error_code(std::errc::illegal_byte_sequence), message), offset_(offset) {}
+
+inline const std::error_category& error_category() noexcept {
+    struct Category : std::error_category {
+        const char* name() const noexcept override { return "greet"; }
+        std::string message(int value) const override {
+            return value == static_cast<int>(errc::peer_closed) ? "the peer closed the connection" : "unknown greet error";
+        }
+    };
+    static const Category category;
+    return category;
+}
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
+
+inline std::string Address::to_string() const {
+    std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    return out + ":" + std::to_string(port);
+}
+inline bool operator==(const Address& a, const Address& b) { return a.port == b.port && a.host == b.host; }
+inline bool operator!=(const Address& a, const Address& b) { return !(a == b); }
+inline std::ostream& operator<<(std::ostream& out, const Address& address) { return out << address.to_string(); }
+
+inline std::uint16_t parse_port(std::string_view text) {
+    unsigned long value = 0;
+    bool ok = !text.empty() && text.size() <= 5;
+    for (char c : text) {
+        ok = ok && c >= '0' && c <= '9';
+        value = value * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (!ok || value > 65535)
+        detail::fail_argument("parse_port \"" + std::string(text) + "\"", "a port is a whole number from 0 to 65535");
+    return static_cast<std::uint16_t>(value);
+}
+
+namespace utf8 {
+inline std::string encode(std::u16string_view text) { return detail::encode_utf16(text.data(), text.size()); }
+inline std::string encode(std::u32string_view text) { return detail::encode_utf32(text.data(), text.size()); }
+inline std::string encode(std::wstring_view text) {
+    if constexpr (sizeof(wchar_t) == 2) return detail::encode_utf16(text.data(), text.size());
+    else return detail::encode_utf32(text.data(), text.size());
+}
+inline std::u32string decode(std::string_view bytes) {
+    std::u32string out;
+    out.reserve(bytes.size());
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+    for (std::size_t i = 0; i < bytes.size();) {
+        const detail::Utf8Step step = detail::utf8_step(p + i, bytes.size() - i);
+        if (!step.valid) {
+            char note[64];
+            std::snprintf(note, sizeof note, "invalid UTF-8 at byte %zu (0x%02X)", i, static_cast<unsigned>(p[i]));
+            throw Utf8Error(i, detail::describe("utf8::decode", {}, std::make_error_code(std::errc::illegal_byte_sequence), note));
+        }
+        out += step.code_point;
+        i += step.length;
+    }
+    return out;
+}
+inline bool is_valid(std::string_view bytes) noexcept {
+    bool ill_formed = false;
+    return detail::utf8_prefix(bytes, &ill_formed) == bytes.size();
+}
+inline std::string sanitize(std::string_view bytes) {
+    std::string out;
+    out.reserve(bytes.size());
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+    for (std::size_t i = 0; i < bytes.size();) {
+        const detail::Utf8Step step = detail::utf8_step(p + i, bytes.size() - i);
+        if (step.valid) out.append(bytes.data() + i, step.length);
+        else out += "\xEF\xBF\xBD";
+        i += step.length;
+    }
+    return out;
+}
+} // namespace utf8
+
+inline std::optional<std::string> input(std::string_view prompt) {
+    if (!prompt.empty()) {
+        if (!detail::write_console(prompt)) std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+        std::fflush(stdout);
+    }
+    std::string line;
+    int c = 0;
+    if (detail::read_console(line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return line;
+    }
+    while ((c = std::fgetc(stdin)) != EOF && c != '\n') line += static_cast<char>(c);
+    if (c == EOF && line.empty()) return std::nullopt;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+}
+
+inline void print(std::string_view text) {
+    if (!detail::write_console(std::string(text) + "\n")) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fputc('\n', stdout);
+    }
+    std::fflush(stdout);
+}
+
+// --- Client
+
+inline native_handle_type Client::detail_no_socket() noexcept { return detail::no_socket; }
+
+inline Client::Handle& Client::Handle::operator=(Handle&& other) noexcept {
+    if (this != &other) {
+        reset();
+        value = std::exchange(other.value, detail_no_socket());
+    }
+    return *this;
+}
+inline void Client::Handle::reset() noexcept {
+    if (value != detail_no_socket()) detail::close_native(value);
+    value = detail_no_socket();
+}
+
+inline std::string Client::Buffer::take(std::size_t n) {
+    std::string out(bytes(), n);
+    begin += n;
+    if (begin == end) begin = end = 0;
+    return out;
+}
+inline char* Client::Buffer::prepare(std::size_t n) {
+    if (capacity - end >= n) return data.get() + end;
+    if (size() + n <= capacity) { // room enough once the consumed front is dropped
+        std::memmove(data.get(), bytes(), size());
+    } else {
+        std::size_t grown = std::max(capacity * 2, size() + n);
+        std::unique_ptr<char[]> bigger(new char[grown]);
+        if (size() > 0) std::memcpy(bigger.get(), bytes(), size());
+        data = std::move(bigger);
+        capacity = grown;
+    }
+    end -= begin;
+    begin = 0;
+    return data.get() + end;
+}
+
+inline Client::Client(std::string_view host, std::uint16_t port) { connect(host, port); }
+
+inline Client::Client(native_handle_type socket, Address peer)
+    : socket_(socket), peer_(std::move(peer)), endpoint_(peer_.to_string()) {}
+
+inline void Client::require_open(const char* op) const {
+    if (!is_open()) fail(op, std::make_error_code(std::errc::not_connected));
+}
+
+inline void Client::fail(const char* op, std::error_code code, std::string_view note) const {
+    detail::fail(op, endpoint_, code, note);
+}
+inline void Client::fail_timeout(const char* op, std::string_view note) const {
+    std::string text = "gave up after " + detail::ms_text(timeout_);
+    if (!note.empty()) text.append("; ").append(note);
+    detail::fail(op, endpoint_, std::make_error_code(std::errc::timed_out), text);
+}
+
+// Without a timeout the socket blocks and each call is one system call; with one it
+// is non-blocking and poll() runs only when the OS has nothing ready.
+inline void Client::apply_timeout() noexcept {
+    if (is_open()) detail::set_blocking(socket_, !timeout_);
+}
+inline std::chrono::steady_clock::time_point Client::deadline() const noexcept {
+    return detail::deadline_after(timeout_);
+}
+inline bool Client::wait(short events, std::chrono::steady_clock::time_point deadline) const {
+    detail::pollfd_type fd{};
+    fd.fd = socket_;
+    fd.events = events;
+    return detail::wait_any(&fd, 1, deadline, "poll", endpoint_);
+}
+
+inline void Client::connect(std::string_view host, std::uint16_t port) {
+    if (is_open())
+        detail::fail("connect", detail::endpoint_text(host, port), std::make_error_code(std::errc::already_connected));
+    endpoint_ = detail::endpoint_text(host, port);
+    detail::AddrInfoList list = detail::resolve("connect", endpoint_, host, port);
+    std::error_code last;
+    for (const addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
+        Handle candidate(detail::open_native(ai->ai_family));
+        if (candidate == detail_no_socket()) {
+            last = detail::os_error(detail::last_error());
+            continue;
+        }
+        // Non-blocking connect + poll: the timeout covers connect too, an interrupted
+        // connect carries on, and a refusal or time-out moves on to the next address.
+        detail::set_blocking(candidate, false);
+        if (::connect(candidate, ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen)) != 0) {
+            int e = detail::last_error();
+            if (!detail::in_progress(e)) {
+                last = detail::os_error(e);
+                continue;
+            }
+            detail::pollfd_type fd{};
+            fd.fd = candidate;
+            fd.events = POLLOUT;
+            if (!detail::wait_any(&fd, 1, deadline(), "connect", endpoint_)) {
+                last = std::make_error_code(std::errc::timed_out);
+                continue;
+            }
+            int so_error = 0;
+            socklen_t length = sizeof so_error;
+            ::getsockopt(candidate, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length);
+            if (so_error != 0) {
+                last = detail::os_error(so_error);
+                continue;
+            }
+        }
+        sockaddr_storage storage{};
+        std::memcpy(&storage, ai->ai_addr, std::min(sizeof storage, static_cast<std::size_t>(ai->ai_addrlen)));
+        peer_ = detail::to_address(storage);
+        socket_ = std::move(candidate);
+        buffer_ = Buffer{};
+        apply_timeout();
+        return;
+    }
+    if (last == std::errc::timed_out)
+        fail_timeout("connect", "no address answered");
+    fail("connect", last);
+}
+
+inline std::size_t Client::send(std::string_view bytes) {
+    require_open("send");
+    const auto until = deadline();
+    std::size_t sent = 0;
+    while (sent < bytes.size()) {
+        const std::size_t n = std::min<std::size_t>(bytes.size() - sent, INT_MAX);
+        const auto rc = ::send(socket_, bytes.data() + sent, static_cast<detail::io_size>(n), detail::send_flags);
+        if (rc >= 0) {
+            sent += static_cast<std::size_t>(rc);
+            continue;
+        }
+        const int e = detail::last_error();
+        if (detail::interrupted(e)) continue;
+        const std::string progress = "sent " + std::to_string(sent) + " of " + std::to_string(bytes.size()) + " bytes";
+        if (!detail::would_block(e)) fail("send", detail::os_error(e), sent ? progress : std::string_view{});
+        if (!wait(POLLOUT, until)) fail_timeout("send", progress);
+    }
+    return sent;
+}
+inline std::size_t Client::send(std::u16string_view text) { return send(utf8::encode(text)); }
+inline std::size_t Client::send(std::u32string_view text) { return send(utf8::encode(text)); }
+inline std::size_t Client::send(std::wstring_view text) { return send(utf8::encode(text)); }
+#if defined(__cpp_char8_t)
+inline std::size_t Client::send(std::u8string_view text) {
+    return send(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()));
+}
+#endif
+
+// One receive from the OS: the bytes read (0 once the peer has closed).
+inline std::size_t Client::read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op) {
+    for (;;) {
+        const auto rc = ::recv(socket_, into, static_cast<detail::io_size>(std::min<std::size_t>(n, INT_MAX)), 0);
+        if (rc >= 0) return static_cast<std::size_t>(rc);
+        const int e = detail::last_error();
+        if (detail::interrupted(e)) continue;
+        if (!detail::would_block(e)) fail(op, detail::os_error(e));
+        if (!wait(POLLIN, until)) fail_timeout(op);
+    }
+}
+// Appends one OS receive to the buffer; the count read (0 at end of stream).
+inline std::size_t Client::fill(std::chrono::steady_clock::time_point until, const char* op) {
+    const std::size_t n = read_some(buffer_.prepare(detail::chunk), detail::chunk, until, op);
+    buffer_.commit(n);
+    return n;
+}
+
+inline std::string Client::recv(std::size_t max_bytes) {
+    require_open("recv");
+    if (max_bytes == 0) detail::fail_argument("recv", "max_bytes must be at least 1");
+    if (buffer_.size() > 0) return buffer_.take(std::min(max_bytes, buffer_.size()));
+    std::string out(max_bytes, '\0');
+    out.resize(read_some(out.data(), max_bytes, deadline(), "recv"));
+    return out;
+}
+
+inline std::string Client::recv_text(std::size_t max_bytes) {
+    require_open("recv_text");
+    if (max_bytes < 4) detail::fail_argument("recv_text", "max_bytes must be at least 4, the longest UTF-8 character");
+    const auto until = deadline();
+    // Each turn returns, throws, or reads more: an incomplete character needs at most 3 more bytes.
+    for (;;) {
+        bool ill_formed = false;
+        const std::string_view ready(buffer_.bytes(), std::min(max_bytes, buffer_.size()));
+        const std::size_t whole = detail::utf8_prefix(ready, &ill_formed);
+        if (whole > 0) return buffer_.take(whole);
+        if (ill_formed) {
+            char note[112];
+            std::snprintf(note, sizeof note, "invalid UTF-8 (byte 0x%02X); read it with recv() or pass it through utf8::sanitize",
+                          static_cast<unsigned>(static_cast<unsigned char>(ready[0])));
+            throw Utf8Error(0, detail::describe("recv_text", endpoint_, std::make_error_code(std::errc::illegal_byte_sequence), note));
+        }
+        const std::size_t held = buffer_.size();
+        if (fill(until, "recv_text") == 0) {
+            if (held == 0) return {};
+            throw Utf8Error(0, detail::describe("recv_text", endpoint_, std::make_error_code(std::errc::illegal_byte_sequence),
+                                                "the peer closed the connection in the middle of a character; recv() returns its bytes"));
+        }
+    }
+}
+
+inline std::string Client::recv_exact(std::size_t n) {
+    require_open("recv_exact");
+    if (n == 0) detail::fail_argument("recv_exact", "n must be at least 1");
+    std::string out = buffer_.take(std::min(n, buffer_.size()));
+    std::size_t have = out.size();
+    out.resize(n);
+    const auto until = deadline();
+    try {
+        while (have < n) {
+            const std::size_t got = read_some(&out[have], n - have, until, "recv_exact");
+            if (got == 0)
+                fail("recv_exact", make_error_code(errc::peer_closed),
+                     "after " + std::to_string(have) + " of " + std::to_string(n) + " bytes; recv() returns them");
+            have += got;
+        }
+    } catch (...) { // keep what arrived for the next receive
+        std::memcpy(buffer_.prepare(have), out.data(), have);
+        buffer_.commit(have);
+        throw;
+    }
+    return out;
+}
+
+inline std::string Client::recv_line(std::size_t max_bytes) {
+    require_open("recv_line");
+    if (max_bytes == 0) detail::fail_argument("recv_line", "max_bytes must be at least 1");
+    const auto until = deadline();
+    std::size_t scanned = 0; // bytes already searched for '\n'
+    for (;;) {
+        const std::size_t limit = buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
+        const void* found = std::memchr(buffer_.bytes() + scanned, '\n', limit - scanned);
+        if (found) {
+            const std::size_t length = static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes());
+            std::string line = buffer_.take(length + 1);
+            line.pop_back();
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            return line;
+        }
+        scanned = limit;
+        if (scanned > max_bytes)
+            fail("recv_line", std::make_error_code(std::errc::message_size),
+                 "no '\\n' within " + std::to_string(max_bytes) + " bytes; the bytes stay unread");
+        if (fill(until, "recv_line") == 0) {
+            fail("recv_line", make_error_code(errc::peer_closed),
+                 buffer_.size() ? "in the middle of a line; recv() returns its " + std::to_string(buffer_.size()) + " bytes"
+                                : std::string("no more lines"));
+        }
+    }
+}
+
+inline void Client::set_timeout(Timeout timeout) {
+    if (timeout && timeout->count() < 0) detail::fail_argument("set_timeout", "the timeout must not be negative");
+    timeout_ = timeout;
+    apply_timeout();
+}
+
+inline void Client::shutdown_send() {
+    require_open("shutdown_send");
+    if (::shutdown(socket_, detail::shut_send) != 0) fail("shutdown_send", detail::os_error(detail::last_error()));
+}
+
+inline Address Client::local_address() const {
+    require_open("local_address");
+    return detail::socket_address(socket_, false, "local_address", endpoint_);
+}
+inline Address Client::peer_address() const {
+    require_open("peer_address");
+    return peer_;
+}
+inline void Client::close() noexcept {
+    socket_.reset();
+    buffer_ = Buffer{};
+}
+
+// --- Server
+
+inline Server::Server(std::string_view host, std::uint16_t port, int backlog) {
+    bind(host, port);
+    listen(backlog);
+}
+
+inline void Server::bind(std::string_view host, std::uint16_t port) {
+    endpoint_ = detail::endpoint_text(host, port);
+    if (is_open()) detail::fail("bind", endpoint_, std::make_error_code(std::errc::invalid_argument), "already bound; close() first");
+    // "" is every interface: one dual-stack IPv6 socket, or IPv4 where IPv6 is missing.
+    std::vector<sockaddr_storage> addresses;
+    if (host.empty()) {
+        addresses.resize(2);
+        addresses[0].ss_family = AF_INET6;
+        addresses[1].ss_family = AF_INET;
+    } else {
+        detail::AddrInfoList list = detail::resolve("bind", endpoint_, host, port);
+        for (const addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
+            addresses.emplace_back();
+            std::memcpy(&addresses.back(), ai->ai_addr, std::min(sizeof(sockaddr_storage), static_cast<std::size_t>(ai->ai_addrlen)));
+        }
+    }
+    // With port 0 every address shares the port the OS gave the first; should another
+    // program hold that port on a later address, start over with a new one (bounded).
+    std::error_code last;
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        std::vector<Client::Handle> bound;
+        std::uint16_t chosen = port;
+        bool retry = false;
+        for (sockaddr_storage storage : addresses) {
+            const int family = storage.ss_family;
+            if (family == AF_INET6) reinterpret_cast<sockaddr_in6&>(storage).sin6_port = htons(chosen);
+            else reinterpret_cast<sockaddr_in&>(storage).sin_port = htons(chosen);
+            const socklen_t length = family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+            Client::Handle s(detail::open_native(family));
+            if (s != Client::detail_no_socket()) {
+                detail::prepare_listener(s);
+                if (family == AF_INET6) { // dual-stack only for "": an IPv6 address means IPv6
+                    const int v6only = host.empty() ? 0 : 1;
+                    ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6only), sizeof v6only);
+                }
+                if (::bind(s, reinterpret_cast<const sockaddr*>(&storage), length) == 0) {
+                    detail::set_blocking(s, false); // accept() polls: several listeners and timeouts work alike
+                    bound.push_back(std::move(s));
+                    if (host.empty()) break; // the dual-stack socket covers IPv4 too
+                    if (chosen == 0) chosen = detail::socket_address(bound.back(), false, "bind", endpoint_).port;
+                    continue;
+                }
+            }
+            last = detail::os_error(detail::last_error());
+            // An address of a family this machine lacks is skipped (::1 on an IPv4-only host).
+            if (last == std::errc::address_family_not_supported || last == std::errc::address_not_available) continue;
+            if (last == std::errc::address_in_use && port == 0 && !bound.empty()) retry = true;
+            else detail::fail("bind", endpoint_, last);
+            break;
+        }
+        if (retry) continue;
+        if (bound.empty()) break;
+        listeners_ = std::move(bound);
+        endpoint_ = detail::endpoint_text(host, chosen);
+        return;
+    }
+    detail::fail("bind", endpoint_, last);
+}
+
+inline void Server::listen(int backlog) {
+    if (!is_open()) detail::fail("listen", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first");
+    for (const Client::Handle& s : listeners_)
+        if (::listen(s, backlog) != 0) detail::fail("listen", endpoint_, detail::os_error(detail::last_error()));
+}
+
+inline std::pair<Client, Address> Server::accept() {
+    if (!is_open()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
+    const auto deadline = detail::deadline_after(timeout_);
+    std::vector<detail::pollfd_type> fds(listeners_.size());
+    // Try first, poll only when no connection is waiting: a busy server makes one
+    // system call per client.
+    for (;;) {
+        for (std::size_t i = 0; i < listeners_.size(); ++i) {
+            sockaddr_storage storage{};
+            socklen_t length = sizeof storage;
+            const native_handle_type s = detail::accept_native(listeners_[i], reinterpret_cast<sockaddr*>(&storage), &length);
+            if (s != Client::detail_no_socket()) {
+                Address peer = detail::to_address(storage);
+                return {Client(s, peer), peer};
+            }
+            const int e = detail::last_error();
+            // A client that gave up before accept() ran is no error of the server's.
+            const std::error_code code = detail::os_error(e);
+            if (detail::interrupted(e) || detail::would_block(e) || code == std::errc::connection_aborted) continue;
+            detail::fail("accept", endpoint_, code);
+        }
+        for (std::size_t i = 0; i < listeners_.size(); ++i) {
+            fds[i].fd = listeners_[i];
+            fds[i].events = POLLIN;
+        }
+        if (!detail::wait_any(fds.data(), fds.size(), deadline, "accept", endpoint_))
+            detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out),
+                         "no client within " + detail::ms_text(timeout_));
+    }
+}
+
+inline void Server::set_timeout(Timeout timeout) {
+    if (timeout && timeout->count() < 0) detail::fail_argument("set_timeout", "the timeout must not be negative");
+    timeout_ = timeout;
+}
+
+inline Address Server::local_address() const {
+    if (!is_open()) detail::fail("local_address", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first");
+    return detail::socket_address(listeners_.front(), false, "local_address", endpoint_);
+}
+
+} // namespace greet
+
+#endif // GREET_SOCKET_HPP
+
+// MIT License
+//
+// Copyright (c) 2026 the greet_socket authors
+//
+// Permission is hereby granted, free of charge, to any person obtaining a copy of this
+// software and associated documentation files (the "Software"), to deal in the Software
+// without restriction, including without limitation the rights to use, copy, modify,
+// merge, publish, distribute, sublicense, and/or sell copies of the Software, and to
+// permit persons to whom the Software is furnished to do so, subject to the following
+// conditions:
+//
+// The above copyright notice and this permission notice shall be included in all copies
+// or substantial portions of the Software.
+//
+// THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED,
+// INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A
+// PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT
+// HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF
+// CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE
+// OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
