@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""The tutorial's Python programs against the C++ examples, in both directions.
+
+Each server starts on port 0 and prints the port it got; every client sends a name
+(ASCII, Latin, CJK, emoji) and must get the greeting back whole; the server must print
+the name it received. Every wait is bounded.
+"""
+import argparse
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+
+NAMES = ["Ada", "Zoë", "世界", "🚀"]
+GREETING = "message from server: hello "
+TIMEOUT = 20
+
+ENV = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+
+
+class Server:
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(argv + ["0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.port = None
+        while self.port is None:
+            line = self.next_line()
+            if line.startswith("waiting for connection on "):
+                self.port = line.rsplit(":", 1)[1]
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            self.lines.put(raw.decode("utf-8").rstrip("\r\n"))
+        self.lines.put(None)
+
+    def next_line(self):
+        line = self.lines.get(timeout=TIMEOUT)
+        if line is None:
+            raise AssertionError("server exited early with code %s" % self.proc.wait(TIMEOUT))
+        return line
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(TIMEOUT)
+
+
+def run_client(argv, port, name):
+    done = subprocess.run(argv + [port], input=(name + "\n").encode("utf-8"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT, env=ENV)
+    out = done.stdout.decode("utf-8")
+    assert done.returncode == 0, "client failed (%d): %s %s" % (done.returncode, out, done.stderr.decode())
+    return out
+
+
+def check(server_argv, client_argv, label):
+    server = Server(server_argv)
+    try:
+        for name in NAMES:
+            out = run_client(client_argv, server.port, name)
+            assert out.strip().endswith(GREETING + name), "%s: client printed %r" % (label, out)
+            line = server.next_line()
+            assert line.startswith("client connected") and line.endswith(" " + name), \
+                "%s: server printed %r" % (label, line)
+        if server_argv[0] != sys.executable:
+            # A client that connects and leaves without a word must not end the C++ server's loop.
+            socket.create_connection(("127.0.0.1", int(server.port)), timeout=TIMEOUT).close()
+            line = server.next_line()
+            assert "left without a word" in line, "%s: server printed %r" % (label, line)
+            out = run_client(client_argv, server.port, NAMES[1])
+            assert out.strip().endswith(GREETING + NAMES[1]), "%s: after a silent client: %r" % (label, out)
+    finally:
+        server.stop()
+    print("PASS", label)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--client", required=True)
+    parser.add_argument("--fixtures", required=True)
+    args = parser.parse_args()
+    py_server = [sys.executable, os.path.join(args.fixtures, "server.py")]
+    py_client = [sys.executable, os.path.join(args.fixtures, "client.py")]
+    check([args.server], [args.client], "C++ server, C++ client")
+    check([args.server], py_client, "C++ server, Python client")
+    check(py_server, [args.client], "Python server, C++ client")
+    check(py_server, py_client, "Python server, Python client")
+
+
+if __name__ == "__main__":
+    main()
