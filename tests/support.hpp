@@ -1,0 +1,116 @@
+// Helpers shared by the socket tests: loopback pairs, bounded helper threads, error capture.
+#pragma once
+#include "catch.hpp"
+#include "greet_socket.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <future>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace test {
+
+using namespace std::chrono_literals;
+
+// Every blocking call that could wait on a failed test gets this bound, so a failure
+// ends the test instead of hanging it.
+constexpr std::chrono::milliseconds guard = 10s;
+
+// Runs f and returns the exception of type E it threw; nullopt when it threw nothing.
+// Any other exception escapes, and Catch reports it as a failure.
+template <class E, class F>
+std::optional<E> thrown(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e;
+    }
+    return std::nullopt;
+}
+
+inline bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+inline bool starts_with(std::string_view text, std::string_view part) { return text.substr(0, part.size()) == part; }
+inline bool ends_with(std::string_view text, std::string_view part) {
+    return text.size() >= part.size() && text.substr(text.size() - part.size()) == part;
+}
+
+// Both ends of one loopback connection, made in one thread: the kernel completes the
+// handshake before accept() runs, so no helper thread is needed.
+struct Pair {
+    greet::Client client;   // the side that connected
+    greet::Client accepted; // the server's side
+    greet::Address accepted_from;
+};
+inline Pair connect_pair(const std::string& host = "127.0.0.1") {
+    greet::Server server(host, 0);
+    server.set_timeout(guard);
+    Pair pair;
+    pair.client.set_timeout(guard);
+    pair.client.connect(host, server.local_address().port);
+    pair.client.set_timeout(std::nullopt);
+    auto accepted = server.accept();
+    pair.accepted = std::move(accepted.first);
+    pair.accepted_from = accepted.second;
+    return pair;
+}
+
+// Whether this machine has an IPv6 loopback to bind.
+inline bool has_ipv6_loopback() {
+    try {
+        greet::Server probe("::1", 0);
+        return true;
+    } catch (const greet::Error&) {
+        return false;
+    }
+}
+
+// A deterministic byte pattern with no short period, different for each seed.
+inline std::string pattern(std::size_t size, std::uint32_t seed = 1) {
+    std::string out(size, '\0');
+    std::uint32_t x = seed * 2654435761u + 12345u;
+    for (char& c : out) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c = static_cast<char>(x >> 24);
+    }
+    return out;
+}
+
+// Everything until the peer closes; at most limit bytes, so a stream that never ends fails.
+inline std::string recv_all(greet::Client& client, std::size_t limit = std::size_t(1) << 26) {
+    std::string out;
+    for (std::size_t turn = 0; turn <= limit; ++turn) {
+        const std::string part = client.recv(65536);
+        if (part.empty()) return out;
+        out += part;
+        if (out.size() > limit) break;
+    }
+    // An exception, not FAIL: helper threads call this too, and Catch's macros are not thread-safe.
+    throw std::runtime_error("the stream did not end within " + std::to_string(limit) + " bytes");
+}
+
+// Exactly n bytes through plain recv calls (which may each return fewer).
+inline std::string recv_some(greet::Client& client, std::size_t n) {
+    std::string out;
+    for (std::size_t turn = 0; turn < n && out.size() < n; ++turn) {
+        const std::string part = client.recv(n - out.size());
+        if (part.empty()) break;
+        out += part;
+    }
+    return out;
+}
+
+// A helper thread; its result (or exception) comes back through get(). The destructor
+// joins, and every blocking call inside is bounded by guard, so a failure cannot hang.
+template <class F>
+auto start(F f) {
+    return std::async(std::launch::async, std::move(f));
+}
+
+} // namespace test
