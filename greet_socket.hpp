@@ -94,7 +94,8 @@ inline int poll_native(WSAPOLLFD* fds, std::size_t n, int ms) noexcept { return 
 using pollfd_type = WSAPOLLFD;
 inline void set_blocking(SOCKET s, bool on) noexcept {
     u_long nonblocking = on ? 0 : 1;
-    ::ioctlsocket(s, FIONBIO, &nonblocking);
+    // FIONBIO has bit 31 set: an unsigned constant for a long parameter (-Wsign-conversion).
+    ::ioctlsocket(s, static_cast<long>(FIONBIO), &nonblocking);
 }
 // Winsock must be started once per process; a function-local static does it
 // thread-safely on first use and stops it at exit.

@@ -297,7 +297,7 @@ route_mingw_pkg_config() {
   cmake_stage mingw-stage "$mingw_toolchain"
   export PKG_CONFIG_LIBDIR=$work/mingw-stage/lib/pkgconfig
   local libs
-  libs=$(pkg-config --libs greet_socket)
+  libs=$(pkg-config --libs greet_socket | xargs) # xargs trims the trailing blank
   echo "pkg-config for Windows: libs '$libs'"
   [ "$libs" = -lws2_32 ]
   new_consumer pkg-config mingw-pkg-config
