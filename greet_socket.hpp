@@ -1090,7 +1090,8 @@ inline std::string Client::recv_exact(std::size_t n) {
             have += got;
         }
     } catch (...) { // keep what arrived for the next receive
-        std::memcpy(buffer_.prepare(have), out.data(), have);
+        // Skipped when empty: memcpy with a null pointer (an unallocated buffer) is UB.
+        if (have > 0) std::memcpy(buffer_.prepare(have), out.data(), have);
         buffer_.commit(have);
         throw;
     }
@@ -1104,7 +1105,8 @@ inline std::string Client::recv_line(std::size_t max_bytes) {
     std::size_t scanned = 0; // bytes already searched for '\n'
     for (;;) {
         const std::size_t limit = buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
-        const void* found = std::memchr(buffer_.bytes() + scanned, '\n', limit - scanned);
+        // memchr on an empty, never-allocated buffer would pass it a null pointer (UB).
+        const void* found = limit > scanned ? std::memchr(buffer_.bytes() + scanned, '\n', limit - scanned) : nullptr;
         if (found) {
             const std::size_t length = static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes());
             std::string line = buffer_.take(length + 1);
