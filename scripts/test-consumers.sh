@@ -6,8 +6,9 @@
 #   scripts/test-consumers.sh           drop-in, CMake (subdirectory, FetchContent,
 #                                       find_package), pkg-config, meson (pkg-config,
 #                                       subproject), the vcpkg port's layout, versions
-#   scripts/test-consumers.sh --mingw   also cross-compiles for Windows with MinGW-w64
-#                                       (link checks: ws2_32 must reach every route)
+#   scripts/test-consumers.sh --mingw   also cross-compiles for Windows with MinGW-w64,
+#                                       through CMake and meson (link checks: ws2_32
+#                                       must reach every route)
 #
 # Needs g++, cmake, pkg-config, meson, ninja and python3; --mingw needs
 # g++-mingw-w64-x86-64-posix. Installs nothing. Scratch space: build/consumers/.
@@ -305,6 +306,44 @@ route_mingw_pkg_config() {
   imports_ws2_32 mingw-pkg-config/consumer.exe
 }
 
+# meson's cross file for the same compiler (the CMake routes use the toolchain file).
+mingw_cross_file() {
+  cat >mingw-w64-x86_64.ini <<'EOF_CROSS'
+[binaries]
+cpp = 'x86_64-w64-mingw32-g++-posix'
+ar = 'x86_64-w64-mingw32-ar'
+strip = 'x86_64-w64-mingw32-strip'
+pkg-config = 'pkg-config'
+
+[host_machine]
+system = 'windows'
+cpu_family = 'x86_64'
+cpu = 'x86_64'
+endian = 'little'
+EOF_CROSS
+}
+
+route_mingw_meson() {
+  mingw_cross_file
+  meson setup mingw-meson-stage-build "$root" --cross-file mingw-w64-x86_64.ini \
+    -Dtests=disabled -Dexamples=enabled "--prefix=$work/mingw-meson-stage"
+  meson compile -C mingw-meson-stage-build
+  imports_ws2_32 mingw-meson-stage-build/server.exe
+  meson install -C mingw-meson-stage-build
+  check_tree mingw-meson-stage include/greet_socket.hpp share/doc/greet_socket/LICENSE \
+    lib/pkgconfig/greet_socket.pc
+  local libs
+  libs=$(PKG_CONFIG_LIBDIR=$work/mingw-meson-stage/lib/pkgconfig pkg-config --libs greet_socket | xargs)
+  echo "meson's pkg-config file for Windows: libs '$libs'"
+  [ "$libs" = -lws2_32 ]
+  new_consumer meson-subproject mingw-meson-subproject
+  vendor_copy mingw-meson-subproject/subprojects/greet_socket
+  meson setup mingw-meson-subproject/build mingw-meson-subproject --cross-file mingw-w64-x86_64.ini \
+    --force-fallback-for=greet_socket
+  meson compile -C mingw-meson-subproject/build
+  imports_ws2_32 mingw-meson-subproject/build/consumer.exe
+}
+
 # --- run -----------------------------------------------------------------------------
 
 passed=0
@@ -338,6 +377,7 @@ if [ "$mingw" -eq 1 ]; then
   run_route mingw-cmake-subdirectory route_mingw_subdirectory
   run_route mingw-cmake-find-package route_mingw_find_package
   run_route mingw-pkg-config route_mingw_pkg_config
+  run_route mingw-meson route_mingw_meson
 fi
 
 echo "$passed passed, $failed failed"
