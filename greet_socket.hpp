@@ -33,19 +33,26 @@
 #define GREET_SOCKET_VERSION "1.0.0"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <functional>
+#include <list>
 #include <memory>
+#include <mutex>
+#include <condition_variable>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -104,10 +111,16 @@ struct WinsockSession {
     ~WinsockSession() { ::WSACleanup(); }
 };
 inline void start_networking() noexcept { static WinsockSession session; }
-inline SOCKET open_native(int family) noexcept {
+inline SOCKET open_native(int family, int type = SOCK_STREAM) noexcept {
     start_networking();
-    return ::WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0,
-                        WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    return ::WSASocketW(family, type, 0, nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+}
+// Two buffers in one system call: a message's header and payload leave in one segment.
+inline long send_two(SOCKET s, const char* a, std::size_t a_size, const char* b, std::size_t b_size) noexcept {
+    WSABUF buffers[2] = {{static_cast<ULONG>(a_size), const_cast<char*>(a)}, {static_cast<ULONG>(b_size), const_cast<char*>(b)}};
+    DWORD sent = 0;
+    if (::WSASend(s, buffers, b_size ? 2 : 1, &sent, 0, nullptr, nullptr) != 0) return -1;
+    return static_cast<long>(sent);
 }
 // SO_EXCLUSIVEADDRUSE: without it Windows lets a second server bind the same port.
 inline int prepare_listener(SOCKET s) noexcept {
@@ -184,6 +197,7 @@ inline bool write_console(std::string_view utf8_text) {
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace greet {
@@ -223,12 +237,21 @@ inline int finish_socket(int s) noexcept {
 #endif
     return s;
 }
-inline int open_native(int family) noexcept {
+inline int open_native(int family, int type = SOCK_STREAM) noexcept {
 #ifdef SOCK_CLOEXEC
-    return finish_socket(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
+    return finish_socket(::socket(family, type | SOCK_CLOEXEC, 0));
 #else
-    return finish_socket(::socket(family, SOCK_STREAM, IPPROTO_TCP));
+    return finish_socket(::socket(family, type, 0));
 #endif
+}
+// Two buffers in one system call: a message's header and payload leave in one segment.
+// sendmsg rather than writev, because only sendmsg takes MSG_NOSIGNAL.
+inline long send_two(int s, const char* a, std::size_t a_size, const char* b, std::size_t b_size) noexcept {
+    iovec buffers[2] = {{const_cast<char*>(a), a_size}, {const_cast<char*>(b), b_size}};
+    msghdr message{};
+    message.msg_iov = buffers;
+    message.msg_iovlen = b_size ? 2 : 1;
+    return static_cast<long>(::sendmsg(s, &message, send_flags));
 }
 // SO_REUSEADDR lets a restarted server bind while old connections sit in TIME_WAIT;
 // SO_REUSEPORT is never set, so a second server on a busy port fails loudly.
@@ -328,8 +351,9 @@ void print(std::string_view text);                               // text + '\n',
 
 using Timeout = std::optional<std::chrono::milliseconds>;
 
-// A connected TCP stream. Move-only; closes on destruction. One Client may be
-// used by one thread at a time; different Clients from different threads.
+// A connected TCP stream. Move-only; closes on destruction. Different Clients may be
+// used from different threads; one Client by one thread at a time, except that one
+// thread may send while another receives.
 class Client {
 public:
     Client() = default; // nothing opened yet
@@ -357,6 +381,18 @@ public:
     std::size_t send(std::u8string_view text);
 #endif
     std::size_t send(const char* bytes) { return send(std::string_view(bytes)); }
+
+    // Whole messages on a stream. send_line sends text + '\n' and send_message a 4-byte
+    // big-endian length + the payload, each in one system call (so Nagle's algorithm
+    // never holds back the second half of a small request). Both return the bytes sent.
+    // Throws: as send(); Error (EINVAL) for a line holding '\n'; Error (EMSGSIZE) for a
+    // payload of 4 GiB or more.
+    std::size_t send_line(std::string_view text);
+    std::size_t send_message(std::string_view payload);
+    // One whole message from send_message. Throws: Error (EMSGSIZE) when the declared
+    // length exceeds max_bytes, before allocating anything; ClosedError when the peer
+    // closes at or inside a message. On any error the message's bytes stay unread.
+    std::string recv_message(std::size_t max_bytes = 16 * 1024 * 1024);
 
     // Every receive returns buffered bytes first, so whatever one call read from the OS
     // and did not return (a held-back character, the rest after a line, a recv_exact cut
@@ -401,6 +437,10 @@ private:
     std::chrono::steady_clock::time_point deadline() const noexcept;
     std::size_t read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point deadline, const char* op);
     std::size_t fill(std::chrono::steady_clock::time_point deadline, const char* op);
+    void read_rest(std::string& out, std::size_t have, std::string_view unread_prefix,
+                   std::chrono::steady_clock::time_point deadline, const char* op);
+    std::size_t send_pieces(std::string_view first, std::string_view second, const char* op);
+    void check_cancelled(const char* op) const;
     [[noreturn]] void fail(const char* op, std::error_code code, std::string_view note = {}) const;
     [[noreturn]] void fail_timeout(const char* op, std::string_view note = {}) const;
 
@@ -426,6 +466,10 @@ private:
         std::size_t size() const noexcept { return end - begin; }
         const char* bytes() const noexcept { return data.get() + begin; }
         std::string take(std::size_t n);
+        void consume(std::size_t n) noexcept {
+            begin += n;
+            if (begin == end) begin = end = 0;
+        }
         char* prepare(std::size_t n);
         void commit(std::size_t n) noexcept { end += n; }
     };
@@ -433,7 +477,17 @@ private:
     Buffer buffer_;
     Timeout timeout_;
     Address peer_;
-    std::string endpoint_; // "host:port" as the user named it, for error messages
+    std::string endpoint_;                          // "host:port" as the user named it, for error messages
+    const std::atomic<bool>* cancelled_ = nullptr; // set by Server::serve when it cuts handlers off
+};
+
+// Options of Server::serve.
+struct ServeOptions {
+    std::size_t max_clients = 64; // handlers running at once; further clients wait in the backlog
+    std::chrono::milliseconds grace = std::chrono::seconds(5); // stop() waits this long for handlers
+    // Called with an exception that escaped a handler (a ClosedError, the client leaving,
+    // is not reported) or an accept failure. Default: a line on stderr.
+    std::function<void(const Address& peer, const std::exception& error)> on_error;
 };
 
 // A listening TCP socket (one per address the host resolves to: "localhost" listens
@@ -461,11 +515,33 @@ public:
     void set_timeout(Timeout timeout);
     Timeout timeout() const noexcept { return timeout_; }
     Address local_address() const; // the real port after bind(host, 0). Throws: Error when not bound.
-    void close() noexcept { listeners_.clear(); }
+    void close() noexcept;
     bool is_open() const noexcept { return !listeners_.empty(); }
 
+    // Runs handler(client, peer) on a thread of its own for each client, at most
+    // options.max_clients at once, until stop(). An exception escaping a handler ends
+    // that client only. When stopped, serve closes the listening sockets, waits up to
+    // options.grace for running handlers, then shuts the rest of the connections down
+    // (their blocked receive or send throws Error with std::errc::operation_canceled),
+    // joins every thread and returns. Throws: Error when not listening.
+    using Handler = std::function<void(Client& client, const Address& peer)>;
+    void serve(const Handler& handler, const ServeOptions& options = {});
+    // Makes a blocked or later accept() throw Error (std::errc::operation_canceled) and
+    // serve() return, within milliseconds. Safe from any thread and from a signal handler
+    // (it stores an atomic flag and sends one byte on a socket; no lock, no allocation);
+    // it is the only async-signal-safe call of the library. It must not race with close()
+    // or the destructor. Stays in effect until close().
+    void stop() noexcept;
+    bool stopped() const noexcept { return wake_ && wake_->stopped.load(); }
+
 private:
+    struct Wake { // how stop() and finished handlers interrupt a blocked accept()
+        std::atomic<bool> stopped{false};
+        Client::Handle socket; // a UDP socket on 127.0.0.1 connected to itself
+    };
+    bool drain_wake();
     std::vector<Client::Handle> listeners_;
+    std::unique_ptr<Wake> wake_;
     Timeout timeout_;
     std::string endpoint_;
 };
@@ -514,6 +590,7 @@ inline const ErrorInfo* find_error_info(std::error_code code) noexcept {
         {std::errc::message_size, "EMSGSIZE", "Message too long", nullptr},
         {std::errc::illegal_byte_sequence, "EILSEQ", "Illegal byte sequence", nullptr},
         {std::errc::bad_file_descriptor, "EBADF", "Bad file descriptor", nullptr},
+        {std::errc::operation_canceled, "ECANCELED", "Operation canceled", "the server is stopping"},
     };
     if (code.category() != std::system_category() && code.category() != std::generic_category()) return nullptr;
     for (const ErrorInfo& info : table)
@@ -616,6 +693,24 @@ inline Address socket_address(native_handle_type s, bool peer, const char* op, s
     int rc = peer ? ::getpeername(s, addr, &length) : ::getsockname(s, addr, &length);
     if (rc != 0) fail(op, endpoint, os_error(last_error()));
     return to_address(storage);
+}
+
+// A UDP socket on 127.0.0.1 connected to itself: stop() sends it a byte, which wakes
+// a poll() on it. One mechanism on every platform, and send() is async-signal-safe.
+template <class Wake>
+std::unique_ptr<Wake> open_wake_socket(std::string_view endpoint) {
+    auto wake = std::make_unique<Wake>();
+    wake->socket = open_native(AF_INET, SOCK_DGRAM);
+    sockaddr_in self{};
+    self.sin_family = AF_INET;
+    self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof self;
+    sockaddr* address = reinterpret_cast<sockaddr*>(&self);
+    if (wake->socket == no_socket || ::bind(wake->socket, address, length) != 0 || ::getsockname(wake->socket, address, &length) != 0 ||
+        ::connect(wake->socket, address, length) != 0)
+        fail("bind", endpoint, os_error(last_error()), "could not open the socket that stop() signals");
+    set_blocking(wake->socket, false);
+    return wake;
 }
 
 // Waits until one of the sockets is ready or the deadline passes; false on timeout.
@@ -867,10 +962,8 @@ inline std::optional<std::string> input(std::string_view prompt) {
 }
 
 inline void print(std::string_view text) {
-    if (!detail::write_console(std::string(text) + "\n")) {
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fputc('\n', stdout);
-    }
+    const std::string line = std::string(text) + "\n";
+    if (!detail::write_console(line)) std::fwrite(line.data(), 1, line.size(), stdout); // one write: lines of threads never mix
     std::fflush(stdout);
 }
 
@@ -892,8 +985,7 @@ inline void Client::Handle::reset() noexcept {
 
 inline std::string Client::Buffer::take(std::size_t n) {
     std::string out(bytes(), n);
-    begin += n;
-    if (begin == end) begin = end = 0;
+    consume(n);
     return out;
 }
 inline char* Client::Buffer::prepare(std::size_t n) {
@@ -994,22 +1086,31 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
     fail("connect", last);
 }
 
-inline std::size_t Client::send(std::string_view bytes) {
-    require_open("send");
+inline std::size_t Client::send(std::string_view bytes) { return send_pieces(bytes, {}, "send"); }
+
+// Sends first + second, looping over partial writes; one system call when the OS takes all.
+inline std::size_t Client::send_pieces(std::string_view first, std::string_view second, const char* op) {
+    require_open(op);
     const auto until = deadline();
+    const std::size_t total = first.size() + second.size();
     std::size_t sent = 0;
-    while (sent < bytes.size()) {
-        const std::size_t n = std::min<std::size_t>(bytes.size() - sent, INT_MAX);
-        const auto rc = ::send(socket_, bytes.data() + sent, static_cast<detail::io_size>(n), detail::send_flags);
+    while (sent < total) {
+        const std::string_view a = sent < first.size() ? first.substr(sent) : second.substr(sent - first.size());
+        const std::string_view b = sent < first.size() ? second : std::string_view{};
+        const long rc = detail::send_two(socket_, a.data(), std::min<std::size_t>(a.size(), INT_MAX), b.data(),
+                                         std::min<std::size_t>(b.size(), INT_MAX - std::min<std::size_t>(a.size(), INT_MAX)));
         if (rc >= 0) {
             sent += static_cast<std::size_t>(rc);
             continue;
         }
         const int e = detail::last_error();
         if (detail::interrupted(e)) continue;
-        const std::string progress = "sent " + std::to_string(sent) + " of " + std::to_string(bytes.size()) + " bytes";
-        if (!detail::would_block(e)) fail("send", detail::os_error(e), sent ? progress : std::string_view{});
-        if (!wait(POLLOUT, until)) fail_timeout("send", progress);
+        const std::string progress = "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes";
+        if (!detail::would_block(e)) {
+            check_cancelled(op);
+            fail(op, detail::os_error(e), sent ? progress : std::string_view{});
+        }
+        if (!wait(POLLOUT, until)) fail_timeout(op, progress);
     }
     return sent;
 }
@@ -1022,13 +1123,36 @@ inline std::size_t Client::send(std::u8string_view text) {
 }
 #endif
 
+inline std::size_t Client::send_line(std::string_view text) {
+    if (text.find('\n') != std::string_view::npos) detail::fail_argument("send_line", "the text holds a '\\n'; send it as two lines");
+    return send_pieces(text, "\n", "send_line");
+}
+
+inline std::size_t Client::send_message(std::string_view payload) {
+    if (payload.size() > 0xFFFFFFFFu)
+        fail("send_message", std::make_error_code(std::errc::message_size), "a message holds less than 4 GiB");
+    const auto n = static_cast<std::uint32_t>(payload.size());
+    const char header[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
+    return send_pieces(std::string_view(header, 4), payload, "send_message");
+}
+
+// After Server::serve has cut a handler off, its blocked call ends in this error.
+inline void Client::check_cancelled(const char* op) const {
+    if (cancelled_ && cancelled_->load()) fail(op, std::make_error_code(std::errc::operation_canceled));
+}
+
 // One receive from the OS: the bytes read (0 once the peer has closed).
 inline std::size_t Client::read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op) {
     for (;;) {
         const auto rc = ::recv(socket_, into, static_cast<detail::io_size>(std::min<std::size_t>(n, INT_MAX)), 0);
-        if (rc >= 0) return static_cast<std::size_t>(rc);
+        if (rc > 0) return static_cast<std::size_t>(rc);
+        if (rc == 0) {
+            check_cancelled(op);
+            return 0;
+        }
         const int e = detail::last_error();
         if (detail::interrupted(e)) continue;
+        check_cancelled(op);
         if (!detail::would_block(e)) fail(op, detail::os_error(e));
         if (!wait(POLLIN, until)) fail_timeout(op);
     }
@@ -1074,27 +1198,60 @@ inline std::string Client::recv_text(std::size_t max_bytes) {
     }
 }
 
+// Reads into out[have..] until it is full. On any failure the unread_prefix and the
+// bytes that did arrive go back to the buffer, so the next receive returns them.
+inline void Client::read_rest(std::string& out, std::size_t have, std::string_view unread_prefix,
+                              std::chrono::steady_clock::time_point until, const char* op) {
+    try {
+        while (have < out.size()) {
+            const std::size_t got = read_some(&out[have], out.size() - have, until, op);
+            if (got == 0)
+                fail(op, make_error_code(errc::peer_closed),
+                     "after " + std::to_string(have) + " of " + std::to_string(out.size()) + " bytes; recv() returns them");
+            have += got;
+        }
+    } catch (...) {
+        char* back = buffer_.prepare(unread_prefix.size() + have); // the buffer is empty here
+        // Skipped when empty: memcpy with a null pointer (an empty view, an unallocated buffer) is UB.
+        if (!unread_prefix.empty()) std::memcpy(back, unread_prefix.data(), unread_prefix.size());
+        if (have > 0) std::memcpy(back + unread_prefix.size(), out.data(), have);
+        buffer_.commit(unread_prefix.size() + have);
+        throw;
+    }
+}
+
 inline std::string Client::recv_exact(std::size_t n) {
     require_open("recv_exact");
     if (n == 0) detail::fail_argument("recv_exact", "n must be at least 1");
     std::string out = buffer_.take(std::min(n, buffer_.size()));
-    std::size_t have = out.size();
+    const std::size_t have = out.size();
     out.resize(n);
+    read_rest(out, have, {}, deadline(), "recv_exact");
+    return out;
+}
+
+inline std::string Client::recv_message(std::size_t max_bytes) {
+    require_open("recv_message");
     const auto until = deadline();
-    try {
-        while (have < n) {
-            const std::size_t got = read_some(&out[have], n - have, until, "recv_exact");
-            if (got == 0)
-                fail("recv_exact", make_error_code(errc::peer_closed),
-                     "after " + std::to_string(have) + " of " + std::to_string(n) + " bytes; recv() returns them");
-            have += got;
-        }
-    } catch (...) { // keep what arrived for the next receive
-        // Skipped when empty: memcpy with a null pointer (an unallocated buffer) is UB.
-        if (have > 0) std::memcpy(buffer_.prepare(have), out.data(), have);
-        buffer_.commit(have);
-        throw;
+    while (buffer_.size() < 4) {
+        if (fill(until, "recv_message") == 0)
+            fail("recv_message", make_error_code(errc::peer_closed),
+                 buffer_.size() ? "inside a message header; recv() returns its bytes" : "no more messages");
     }
+    const auto* h = reinterpret_cast<const unsigned char*>(buffer_.bytes());
+    const std::size_t length = std::size_t{h[0]} << 24 | std::size_t{h[1]} << 16 | std::size_t{h[2]} << 8 | std::size_t{h[3]};
+    if (length > max_bytes) // refused before allocating: a peer cannot make us reserve 4 GiB
+        fail("recv_message", std::make_error_code(std::errc::message_size),
+             "the peer announced " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes));
+    if (buffer_.size() >= 4 + length) {
+        buffer_.consume(4);
+        return buffer_.take(length);
+    }
+    const std::string header = buffer_.take(4);
+    std::string out = buffer_.take(buffer_.size());
+    const std::size_t have = out.size();
+    out.resize(length);
+    read_rest(out, have, header, until, "recv_message");
     return out;
 }
 
@@ -1209,6 +1366,7 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
         }
         if (retry) continue;
         if (bound.empty()) break;
+        wake_ = detail::open_wake_socket<Wake>(endpoint_);
         listeners_ = std::move(bound);
         endpoint_ = detail::endpoint_text(host, chosen);
         return;
@@ -1225,10 +1383,11 @@ inline void Server::listen(int backlog) {
 inline std::pair<Client, Address> Server::accept() {
     if (!is_open()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
     const auto deadline = detail::deadline_after(timeout_);
-    std::vector<detail::pollfd_type> fds(listeners_.size());
+    std::vector<detail::pollfd_type> fds(listeners_.size() + 1);
     // Try first, poll only when no connection is waiting: a busy server makes one
     // system call per client.
     for (;;) {
+        if (stopped()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::operation_canceled), "the server was stopped");
         for (std::size_t i = 0; i < listeners_.size(); ++i) {
             sockaddr_storage storage{};
             socklen_t length = sizeof storage;
@@ -1247,10 +1406,143 @@ inline std::pair<Client, Address> Server::accept() {
             fds[i].fd = listeners_[i];
             fds[i].events = POLLIN;
         }
+        fds.back().fd = wake_->socket;
+        fds.back().events = POLLIN;
         if (!detail::wait_any(fds.data(), fds.size(), deadline, "accept", endpoint_))
-            detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out),
-                         "no client within " + detail::ms_text(timeout_));
+            detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
+        if (fds.back().revents) drain_wake();
     }
+}
+
+// Empties the wake socket; true once stop() has been called.
+inline bool Server::drain_wake() {
+    char bytes[64];
+    while (::recv(wake_->socket, bytes, sizeof bytes, 0) > 0) {
+    }
+    return wake_->stopped.load();
+}
+
+inline void Server::stop() noexcept {
+    if (!wake_) return;
+    wake_->stopped.store(true);
+    const char byte = 0;
+    (void)::send(wake_->socket, &byte, 1, 0); // send() is async-signal-safe
+}
+
+inline void Server::close() noexcept {
+    listeners_.clear();
+    wake_.reset();
+}
+
+inline void Server::serve(const Handler& handler, const ServeOptions& options) {
+    if (!is_open()) detail::fail("serve", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
+    struct Session {
+        Client client;
+        Address peer;
+        std::thread thread;
+        bool done = false;
+    };
+    std::list<Session> sessions; // a list: a running session never moves
+    std::mutex mutex;
+    std::condition_variable finished;
+    std::size_t running = 0;
+    std::atomic<bool> cut_off{false};
+    const std::size_t max_clients = std::max<std::size_t>(options.max_clients, 1);
+    const std::string server = endpoint_;
+    auto report = [&](const Address& peer, const std::exception& error) noexcept {
+        try {
+            if (options.on_error) options.on_error(peer, error);
+            else std::fprintf(stderr, "serve %s: client %s: %s\n", server.c_str(), peer.to_string().c_str(), error.what());
+        } catch (...) { // a failing error callback must not take the server down
+        }
+    };
+    auto join_finished = [&] {
+        std::list<Session> ended;
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            for (auto it = sessions.begin(); it != sessions.end();) {
+                auto next = std::next(it);
+                if (it->done) ended.splice(ended.end(), sessions, it);
+                it = next;
+            }
+        }
+        for (Session& session : ended) session.thread.join();
+    };
+    auto run = [&](Session* session) {
+        try {
+            handler(session->client, session->peer);
+        } catch (const ClosedError&) { // the client left: the normal end of a conversation
+        } catch (const std::exception& error) {
+            report(session->peer, error);
+        } catch (...) {
+            report(session->peer, std::runtime_error("a handler threw something that is not a std::exception"));
+        }
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            session->client.close(); // under the lock: the stopping thread may be shutting it down
+            session->done = true;
+            --running;
+        }
+        finished.notify_all();
+        const char byte = 1; // wakes the accept loop: a slot is free
+        (void)::send(wake_->socket, &byte, 1, 0);
+    };
+
+    while (!stopped()) {
+        join_finished();
+        bool full = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            full = running >= max_clients;
+        }
+        if (full) { // further clients wait in the backlog until a handler ends or stop()
+            detail::pollfd_type fd{};
+            fd.fd = wake_->socket;
+            fd.events = POLLIN;
+            detail::wait_any(&fd, 1, detail::no_deadline, "serve", endpoint_);
+            drain_wake();
+            continue;
+        }
+        std::pair<Client, Address> next;
+        try {
+            next = accept();
+        } catch (const TimeoutError&) { // serve() waits for ever; a timeout set for accept() does not apply
+            continue;
+        } catch (const Error& error) {
+            if (stopped()) break;
+            report(local_address(), error);
+            // Out of descriptors, say: wait a little (or for a handler to end) and retry.
+            detail::pollfd_type fd{};
+            fd.fd = wake_->socket;
+            fd.events = POLLIN;
+            detail::wait_any(&fd, 1, detail::Clock::now() + std::chrono::milliseconds(100), "serve", endpoint_);
+            drain_wake();
+            continue;
+        }
+        std::lock_guard<std::mutex> lock(mutex);
+        Session& session = sessions.emplace_back();
+        session.client = std::move(next.first);
+        session.client.cancelled_ = &cut_off;
+        session.peer = std::move(next.second);
+        try {
+            session.thread = std::thread(run, &session);
+            ++running;
+        } catch (const std::system_error& error) { // no thread to be had: drop this client only
+            report(session.peer, error);
+            sessions.pop_back();
+        }
+    }
+
+    listeners_.clear(); // new clients are refused from here on
+    {
+        std::unique_lock<std::mutex> lock(mutex);
+        if (!finished.wait_for(lock, options.grace, [&] { return running == 0; })) {
+            cut_off.store(true);
+            for (Session& session : sessions)
+                if (!session.done) ::shutdown(session.client.native_handle(), detail::shut_both);
+        }
+    }
+    for (Session& session : sessions) session.thread.join();
 }
 
 inline void Server::set_timeout(Timeout timeout) {

@@ -3,14 +3,18 @@
 #include "greet_socket.hpp"
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <string>
 
+greet::Server s; // global, so that Ctrl+C can stop it
+
 int main(int argc, char** argv) try {
     const std::uint16_t port = argc > 1 ? greet::parse_port(argv[1]) : 9999; // 0: the OS picks one
+    std::signal(SIGINT, [](int) { s.stop(); });           // Ctrl+C and SIGTERM end the loop cleanly
+    std::signal(SIGTERM, [](int) { s.stop(); });
 
-    greet::Server s;                                      // s = socket.socket()
-    greet::print("socket created");                       // print("socket created")
+    greet::print("socket created");                       // s = socket.socket(); print("socket created")
     s.bind("localhost", port);                            // s.bind(("localhost", 9999))
     s.listen(3);                                          // s.listen(3)
     greet::print("waiting for connection on " + s.local_address().to_string());
@@ -27,9 +31,11 @@ int main(int argc, char** argv) try {
             greet::print("client connected " + addr.to_string() + " " + name);
             c.send("message from server: hello " + name); //     c.send(bytes("message from server", "utf-8"))
         } catch (const greet::Error& e) {                 //     c.close() happens when c goes out of scope
+            if (s.stopped()) break;                       // stop() made accept() give up
             std::fprintf(stderr, "%s\n", e.what());       // one client's trouble never ends the loop
         }
     }
+    greet::print("goodbye");
 } catch (const greet::Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

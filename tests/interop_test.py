@@ -8,6 +8,7 @@ the name it received. Every wait is bounded.
 import argparse
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -43,7 +44,8 @@ class Server:
         return line
 
     def stop(self):
-        self.proc.kill()
+        if self.proc.poll() is None:
+            self.proc.kill()
         self.proc.wait(TIMEOUT)
 
 
@@ -71,6 +73,13 @@ def check(server_argv, client_argv, label):
             assert "left without a word" in line, "%s: server printed %r" % (label, line)
             out = run_client(client_argv, server.port, NAMES[1])
             assert out.strip().endswith(GREETING + NAMES[1]), "%s: after a silent client: %r" % (label, out)
+            assert server.next_line().endswith(" " + NAMES[1]), label
+            if os.name == "posix":
+                # SIGTERM (like Ctrl+C's SIGINT) ends the C++ server cleanly: goodbye, exit code 0.
+                server.proc.send_signal(signal.SIGTERM)
+                last = server.next_line()
+                assert last == "goodbye", "%s: %r" % (label, last)
+                assert server.proc.wait(TIMEOUT) == 0, "%s: exit code %s" % (label, server.proc.returncode)
     finally:
         server.stop()
     print("PASS", label)
