@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -420,6 +421,12 @@ public:
     Timeout timeout() const noexcept { return timeout_; }
     // Half-close: the peer's recv returns ""; this side can still receive.
     void shutdown_send();
+    // Chaos mode, for your own tests: every send and receive goes through the OS in small
+    // pieces (1 to 16 bytes) drawn from a reproducible seed, so code that assumes one send
+    // is one recv fails in your tests instead of in production. The environment variable
+    // GREET_SOCKET_CHAOS=<seed> turns it on for every socket as it connects or is accepted;
+    // std::nullopt turns it off for this one.
+    void set_chaos(std::optional<std::uint64_t> seed) noexcept;
 
     Address local_address() const; // Throws: Error when not connected.
     Address peer_address() const;  // Throws: Error when not connected.
@@ -479,6 +486,7 @@ private:
     Address peer_;
     std::string endpoint_;                          // "host:port" as the user named it, for error messages
     const std::atomic<bool>* cancelled_ = nullptr; // set by Server::serve when it cuts handlers off
+    std::uint64_t chaos_ = 0;                      // chaos mode's random state; 0 is off
 };
 
 // Options of Server::serve.
@@ -711,6 +719,27 @@ std::unique_ptr<Wake> open_wake_socket(std::string_view endpoint) {
         fail("bind", endpoint, os_error(last_error()), "could not open the socket that stop() signals");
     set_blocking(wake->socket, false);
     return wake;
+}
+
+// Chaos mode: a splitmix64 state per socket; the next piece size is 1 to 16 bytes.
+inline std::uint64_t chaos_next(std::uint64_t& state) noexcept {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+inline std::uint64_t chaos_state(std::uint64_t seed) noexcept { return chaos_next(seed) | 1; } // never 0 (off)
+inline std::size_t chaos_piece(std::uint64_t& state, std::size_t n) noexcept {
+    if (state == 0 || n <= 1) return n;
+    return std::min<std::size_t>(n, 1 + static_cast<std::size_t>(chaos_next(state) % 16));
+}
+// GREET_SOCKET_CHAOS=<seed>: each new socket gets a state from the seed and its place in
+// the order sockets were made, so a single-threaded test replays exactly.
+inline std::uint64_t chaos_from_environment() noexcept {
+    static const char* const text = std::getenv("GREET_SOCKET_CHAOS");
+    static std::atomic<std::uint64_t> sockets{0};
+    if (text == nullptr || *text == '\0') return 0;
+    return chaos_state(std::strtoull(text, nullptr, 10) + sockets.fetch_add(1));
 }
 
 // Waits until one of the sockets is ready or the deadline passes; false on timeout.
@@ -1007,7 +1036,7 @@ inline char* Client::Buffer::prepare(std::size_t n) {
 inline Client::Client(std::string_view host, std::uint16_t port) { connect(host, port); }
 
 inline Client::Client(native_handle_type socket, Address peer)
-    : socket_(socket), peer_(std::move(peer)), endpoint_(peer_.to_string()) {}
+    : socket_(socket), peer_(std::move(peer)), endpoint_(peer_.to_string()), chaos_(detail::chaos_from_environment()) {}
 
 inline void Client::require_open(const char* op) const {
     if (!is_open()) fail(op, std::make_error_code(std::errc::not_connected));
@@ -1078,6 +1107,7 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
         peer_ = detail::to_address(storage);
         socket_ = std::move(candidate);
         buffer_ = Buffer{};
+        if (!chaos_) chaos_ = detail::chaos_from_environment();
         apply_timeout();
         return;
     }
@@ -1095,10 +1125,11 @@ inline std::size_t Client::send_pieces(std::string_view first, std::string_view 
     const std::size_t total = first.size() + second.size();
     std::size_t sent = 0;
     while (sent < total) {
-        const std::string_view a = sent < first.size() ? first.substr(sent) : second.substr(sent - first.size());
-        const std::string_view b = sent < first.size() ? second : std::string_view{};
-        const long rc = detail::send_two(socket_, a.data(), std::min<std::size_t>(a.size(), INT_MAX), b.data(),
-                                         std::min<std::size_t>(b.size(), INT_MAX - std::min<std::size_t>(a.size(), INT_MAX)));
+        std::string_view a = sent < first.size() ? first.substr(sent) : second.substr(sent - first.size());
+        std::string_view b = sent < first.size() ? second : std::string_view{};
+        a = a.substr(0, detail::chaos_piece(chaos_, std::min<std::size_t>(a.size(), INT_MAX)));
+        b = chaos_ ? std::string_view{} : b.substr(0, INT_MAX - a.size());
+        const long rc = detail::send_two(socket_, a.data(), a.size(), b.data(), b.size());
         if (rc >= 0) {
             sent += static_cast<std::size_t>(rc);
             continue;
@@ -1144,7 +1175,8 @@ inline void Client::check_cancelled(const char* op) const {
 // One receive from the OS: the bytes read (0 once the peer has closed).
 inline std::size_t Client::read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op) {
     for (;;) {
-        const auto rc = ::recv(socket_, into, static_cast<detail::io_size>(std::min<std::size_t>(n, INT_MAX)), 0);
+        const std::size_t piece = detail::chaos_piece(chaos_, std::min<std::size_t>(n, INT_MAX));
+        const auto rc = ::recv(socket_, into, static_cast<detail::io_size>(piece), 0);
         if (rc > 0) return static_cast<std::size_t>(rc);
         if (rc == 0) {
             check_cancelled(op);
@@ -1288,6 +1320,8 @@ inline void Client::set_timeout(Timeout timeout) {
     timeout_ = timeout;
     apply_timeout();
 }
+
+inline void Client::set_chaos(std::optional<std::uint64_t> seed) noexcept { chaos_ = seed ? detail::chaos_state(*seed) : 0; }
 
 inline void Client::shutdown_send() {
     require_open("shutdown_send");
