@@ -414,6 +414,14 @@ public:
     // max_bytes may come before the '\n'. Throws: Error (EMSGSIZE) past max_bytes;
     // ClosedError at the end of the stream or inside an unfinished line.
     std::string recv_line(std::size_t max_bytes = 65536);
+    // The same three into memory the caller owns, for loops that must not allocate per
+    // call (each makes the system calls its twin makes, and no more). recv_into reads
+    // 1..max_bytes bytes into `into` and returns the count, 0 once the peer has closed
+    // (like Python's recv_into); recv_exact_into fills into[0, n); recv_line(line, ...)
+    // assigns the line to `line`, reusing its capacity. Throws: as recv, recv_exact, recv_line.
+    std::size_t recv_into(char* into, std::size_t max_bytes);
+    void recv_exact_into(char* into, std::size_t n);
+    void recv_line(std::string& line, std::size_t max_bytes = 65536);
 
     // connect, send and every recv wait at most this long; nullopt waits forever (the
     // default). Throws: Error (EINVAL) for a negative timeout.
@@ -444,8 +452,9 @@ private:
     std::chrono::steady_clock::time_point deadline() const noexcept;
     std::size_t read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point deadline, const char* op);
     std::size_t fill(std::chrono::steady_clock::time_point deadline, const char* op);
-    void read_rest(std::string& out, std::size_t have, std::string_view unread_prefix,
+    void read_rest(char* out, std::size_t size, std::size_t have, std::string_view unread_prefix,
                    std::chrono::steady_clock::time_point deadline, const char* op);
+    std::size_t find_line(std::size_t max_bytes, const char* op);
     std::size_t send_pieces(std::string_view first, std::string_view second, const char* op);
     void check_cancelled(const char* op) const;
     [[noreturn]] void fail(const char* op, std::error_code code, std::string_view note = {}) const;
@@ -1078,9 +1087,11 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
             last = detail::os_error(detail::last_error());
             continue;
         }
-        // Non-blocking connect + poll: the timeout covers connect too, an interrupted
-        // connect carries on, and a refusal or time-out moves on to the next address.
-        detail::set_blocking(candidate, false);
+        // With a timeout, a non-blocking connect + poll, so the timeout covers connect too;
+        // without one, a plain blocking connect (one system call). An interrupted connect
+        // carries on either way, and a refusal or time-out moves on to the next address.
+        // The socket is left as apply_timeout() would leave it.
+        if (timeout_) detail::set_blocking(candidate, false);
         if (::connect(candidate, ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen)) != 0) {
             int e = detail::last_error();
             if (!detail::in_progress(e)) {
@@ -1108,7 +1119,6 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
         socket_ = std::move(candidate);
         buffer_ = Buffer{};
         if (!chaos_) chaos_ = detail::chaos_from_environment();
-        apply_timeout();
         return;
     }
     if (last == std::errc::timed_out)
@@ -1205,6 +1215,18 @@ inline std::string Client::recv(std::size_t max_bytes) {
     return out;
 }
 
+inline std::size_t Client::recv_into(char* into, std::size_t max_bytes) {
+    require_open("recv_into");
+    if (max_bytes == 0) detail::fail_argument("recv_into", "max_bytes must be at least 1");
+    if (buffer_.size() > 0) {
+        const std::size_t n = std::min(max_bytes, buffer_.size());
+        std::memcpy(into, buffer_.bytes(), n);
+        buffer_.consume(n);
+        return n;
+    }
+    return read_some(into, max_bytes, deadline(), "recv_into");
+}
+
 inline std::string Client::recv_text(std::size_t max_bytes) {
     require_open("recv_text");
     if (max_bytes < 4) detail::fail_argument("recv_text", "max_bytes must be at least 4, the longest UTF-8 character");
@@ -1230,23 +1252,23 @@ inline std::string Client::recv_text(std::size_t max_bytes) {
     }
 }
 
-// Reads into out[have..] until it is full. On any failure the unread_prefix and the
+// Reads into out[have, size) until it is full. On any failure the unread_prefix and the
 // bytes that did arrive go back to the buffer, so the next receive returns them.
-inline void Client::read_rest(std::string& out, std::size_t have, std::string_view unread_prefix,
+inline void Client::read_rest(char* out, std::size_t size, std::size_t have, std::string_view unread_prefix,
                               std::chrono::steady_clock::time_point until, const char* op) {
     try {
-        while (have < out.size()) {
-            const std::size_t got = read_some(&out[have], out.size() - have, until, op);
+        while (have < size) {
+            const std::size_t got = read_some(out + have, size - have, until, op);
             if (got == 0)
                 fail(op, make_error_code(errc::peer_closed),
-                     "after " + std::to_string(have) + " of " + std::to_string(out.size()) + " bytes; recv() returns them");
+                     "after " + std::to_string(have) + " of " + std::to_string(size) + " bytes; recv() returns them");
             have += got;
         }
     } catch (...) {
         char* back = buffer_.prepare(unread_prefix.size() + have); // the buffer is empty here
         // Skipped when empty: memcpy with a null pointer (an empty view, an unallocated buffer) is UB.
         if (!unread_prefix.empty()) std::memcpy(back, unread_prefix.data(), unread_prefix.size());
-        if (have > 0) std::memcpy(back + unread_prefix.size(), out.data(), have);
+        if (have > 0) std::memcpy(back + unread_prefix.size(), out, have);
         buffer_.commit(unread_prefix.size() + have);
         throw;
     }
@@ -1258,8 +1280,19 @@ inline std::string Client::recv_exact(std::size_t n) {
     std::string out = buffer_.take(std::min(n, buffer_.size()));
     const std::size_t have = out.size();
     out.resize(n);
-    read_rest(out, have, {}, deadline(), "recv_exact");
+    read_rest(out.data(), n, have, {}, deadline(), "recv_exact");
     return out;
+}
+
+inline void Client::recv_exact_into(char* into, std::size_t n) {
+    require_open("recv_exact_into");
+    if (n == 0) detail::fail_argument("recv_exact_into", "n must be at least 1");
+    const std::size_t have = std::min(n, buffer_.size());
+    if (have > 0) {
+        std::memcpy(into, buffer_.bytes(), have);
+        buffer_.consume(have);
+    }
+    read_rest(into, n, have, {}, deadline(), "recv_exact_into");
 }
 
 inline std::string Client::recv_message(std::size_t max_bytes) {
@@ -1283,36 +1316,47 @@ inline std::string Client::recv_message(std::size_t max_bytes) {
     std::string out = buffer_.take(buffer_.size());
     const std::size_t have = out.size();
     out.resize(length);
-    read_rest(out, have, header, until, "recv_message");
+    read_rest(out.data(), length, have, header, until, "recv_message");
     return out;
 }
 
-inline std::string Client::recv_line(std::size_t max_bytes) {
-    require_open("recv_line");
-    if (max_bytes == 0) detail::fail_argument("recv_line", "max_bytes must be at least 1");
+// Reads until the buffer holds a whole line; its length, '\n' included. The line is
+// found with memchr over bytes already read, so a long stream of short lines costs one
+// system call per 64 KiB, not one per line.
+inline std::size_t Client::find_line(std::size_t max_bytes, const char* op) {
+    require_open(op);
+    if (max_bytes == 0) detail::fail_argument(op, "max_bytes must be at least 1");
     const auto until = deadline();
     std::size_t scanned = 0; // bytes already searched for '\n'
     for (;;) {
         const std::size_t limit = buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
         // memchr on an empty, never-allocated buffer would pass it a null pointer (UB).
         const void* found = limit > scanned ? std::memchr(buffer_.bytes() + scanned, '\n', limit - scanned) : nullptr;
-        if (found) {
-            const std::size_t length = static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes());
-            std::string line = buffer_.take(length + 1);
-            line.pop_back();
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            return line;
-        }
+        if (found) return static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1;
         scanned = limit;
         if (scanned > max_bytes)
-            fail("recv_line", std::make_error_code(std::errc::message_size),
+            fail(op, std::make_error_code(std::errc::message_size),
                  "no '\\n' within " + std::to_string(max_bytes) + " bytes; the bytes stay unread");
-        if (fill(until, "recv_line") == 0) {
-            fail("recv_line", make_error_code(errc::peer_closed),
+        if (fill(until, op) == 0) {
+            fail(op, make_error_code(errc::peer_closed),
                  buffer_.size() ? "in the middle of a line; recv() returns its " + std::to_string(buffer_.size()) + " bytes"
                                 : std::string("no more lines"));
         }
     }
+}
+
+inline std::string Client::recv_line(std::size_t max_bytes) {
+    std::string line;
+    recv_line(line, max_bytes);
+    return line;
+}
+
+inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
+    const std::size_t taken = find_line(max_bytes, "recv_line");
+    std::size_t length = taken - 1;
+    if (length > 0 && buffer_.bytes()[length - 1] == '\r') --length;
+    line.assign(buffer_.bytes(), length);
+    buffer_.consume(taken);
 }
 
 inline void Client::set_timeout(Timeout timeout) {
@@ -1417,7 +1461,12 @@ inline void Server::listen(int backlog) {
 inline std::pair<Client, Address> Server::accept() {
     if (!is_open()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
     const auto deadline = detail::deadline_after(timeout_);
-    std::vector<detail::pollfd_type> fds(listeners_.size() + 1);
+    // No allocation per client: the listeners (one or two) and the wake socket fit on the stack.
+    detail::pollfd_type few[4]{};
+    std::vector<detail::pollfd_type> many;
+    const std::size_t count = listeners_.size() + 1;
+    if (count > 4) many.resize(count);
+    detail::pollfd_type* const fds = count > 4 ? many.data() : few;
     // Try first, poll only when no connection is waiting: a busy server makes one
     // system call per client.
     for (;;) {
@@ -1440,11 +1489,13 @@ inline std::pair<Client, Address> Server::accept() {
             fds[i].fd = listeners_[i];
             fds[i].events = POLLIN;
         }
-        fds.back().fd = wake_->socket;
-        fds.back().events = POLLIN;
-        if (!detail::wait_any(fds.data(), fds.size(), deadline, "accept", endpoint_))
+        detail::pollfd_type& wake = fds[count - 1];
+        wake.fd = wake_->socket;
+        wake.events = POLLIN;
+        wake.revents = 0;
+        if (!detail::wait_any(fds, count, deadline, "accept", endpoint_))
             detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
-        if (fds.back().revents) drain_wake();
+        if (wake.revents) drain_wake();
     }
 }
 
