@@ -161,6 +161,17 @@ inline std::error_code os_error(int e) noexcept {
 }
 // getaddrinfo's EAI_* codes are WSA codes on Windows.
 inline std::error_code resolver_error(int rc) noexcept { return os_error(rc); }
+// The resolver's name for its code, shown in messages as the OS's names are; nullptr for others.
+inline const char* resolver_error_name(std::error_code code) noexcept {
+    if (code.category() != std::system_category()) return nullptr;
+    switch (code.value()) {
+    case WSAHOST_NOT_FOUND: return "WSAHOST_NOT_FOUND";
+    case WSATRY_AGAIN: return "WSATRY_AGAIN";
+    case WSANO_RECOVERY: return "WSANO_RECOVERY";
+    case WSANO_DATA: return "WSANO_DATA";
+    default: return nullptr;
+    }
+}
 // The console speaks UTF-16; reading and writing it as such keeps "Zoë" intact
 // whatever the console's code page. Both return false when not a console.
 std::u16string to_utf16(std::string_view utf8_text);
@@ -274,10 +285,25 @@ struct ResolverCategory : std::error_category {
     const char* name() const noexcept override { return "resolver"; }
     std::string message(int rc) const override { return ::gai_strerror(rc); }
 };
-inline std::error_code resolver_error(int rc) noexcept {
+inline const std::error_category& resolver_category() noexcept {
     static const ResolverCategory category;
+    return category;
+}
+inline std::error_code resolver_error(int rc) noexcept {
     if (rc == EAI_SYSTEM) return os_error(errno);
-    return {rc, category};
+    return {rc, resolver_category()};
+}
+// The resolver's name for its code, shown in messages as the OS's names are; nullptr for others.
+// A table, not a switch: some systems give two of these names one value.
+inline const char* resolver_error_name(std::error_code code) noexcept {
+    static const struct { int rc; const char* name; } names[] = {
+        {EAI_NONAME, "EAI_NONAME"}, {EAI_AGAIN, "EAI_AGAIN"},     {EAI_FAIL, "EAI_FAIL"},
+        {EAI_FAMILY, "EAI_FAMILY"}, {EAI_SERVICE, "EAI_SERVICE"}, {EAI_MEMORY, "EAI_MEMORY"},
+    };
+    if (code.category() != resolver_category()) return nullptr;
+    for (const auto& entry : names)
+        if (code.value() == entry.rc) return entry.name;
+    return nullptr;
 }
 inline bool read_console(std::string&) { return false; }
 inline bool write_console(std::string_view) { return false; }
@@ -622,7 +648,8 @@ inline std::string describe(std::string_view op, std::string_view endpoint, std:
     std::string out(op);
     if (!endpoint.empty()) out.append(" ").append(endpoint);
     out += ": ";
-    if (info) out.append(info->name).append(" (").append(text).append(")");
+    const char* name = info ? info->name : resolver_error_name(code);
+    if (name) out.append(name).append(" (").append(text).append(")");
     else out += text;
     if (note.empty() && info && info->hint) note = info->hint;
     if (!note.empty()) out.append(": ").append(note);
@@ -1122,7 +1149,7 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
         return;
     }
     if (last == std::errc::timed_out)
-        fail_timeout("connect", "no address answered");
+        fail_timeout("connect", "no address answered; is the address right, and is the server calling accept()?");
     fail("connect", last);
 }
 
