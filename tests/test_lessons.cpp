@@ -160,6 +160,7 @@ TEST_CASE("lesson 1: listen(3) does not refuse the 4th client", "[lessons]") {
 #else
     CHECK(queue.connected.size() >= static_cast<std::size_t>(backlog));
 #endif
+    REQUIRE_FALSE(queue.connected.empty());
     // The backlog holds connections the OS has completed: a queued client can already
     // send, and accept() later hands over the connection with the bytes waiting in it.
     queue.connected.front().send("Zoë");
