@@ -54,6 +54,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -419,7 +420,7 @@ public:
     // One whole message from send_message. Throws: Error (EMSGSIZE) when the declared
     // length exceeds max_bytes, before allocating anything; ClosedError when the peer
     // closes at or inside a message. On any error the message's bytes stay unread.
-    std::string recv_message(std::size_t max_bytes = 16 * 1024 * 1024);
+    std::string recv_message(std::size_t max_bytes = std::size_t{16} * 1024 * 1024);
 
     // Every receive returns buffered bytes first, so whatever one call read from the OS
     // and did not return (a held-back character, the rest after a line, a recv_exact cut
@@ -476,10 +477,10 @@ private:
     void apply_timeout() noexcept;
     bool wait(short events, std::chrono::steady_clock::time_point deadline) const;
     std::chrono::steady_clock::time_point deadline() const noexcept;
-    std::size_t read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point deadline, const char* op);
-    std::size_t fill(std::chrono::steady_clock::time_point deadline, const char* op);
+    std::size_t read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op);
+    std::size_t fill(std::chrono::steady_clock::time_point until, const char* op);
     void read_rest(char* out, std::size_t size, std::size_t have, std::string_view unread_prefix,
-                   std::chrono::steady_clock::time_point deadline, const char* op);
+                   std::chrono::steady_clock::time_point until, const char* op);
     std::size_t find_line(std::size_t max_bytes, const char* op);
     std::size_t send_pieces(std::string_view first, std::string_view second, const char* op);
     void check_cancelled(const char* op) const;
@@ -884,7 +885,8 @@ std::string encode_utf32(const Unit* units, std::size_t n) {
     std::string out;
     out.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
-        const auto u = static_cast<std::uint32_t>(units[i]);
+        // Through the unsigned type: a negative wchar_t becomes a large value, never a scalar value.
+        const auto u = static_cast<std::uint32_t>(static_cast<std::make_unsigned_t<Unit>>(units[i]));
         if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF)) fail_encode(i, "not a Unicode scalar value:", u);
         append_utf8(out, static_cast<char32_t>(u));
     }
