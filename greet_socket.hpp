@@ -1353,10 +1353,18 @@ inline std::string Client::recv_message(std::size_t max_bytes) {
 // found with memchr over bytes already read, so a long stream of short lines costs one
 // system call per 64 KiB, not one per line.
 inline std::size_t Client::find_line(std::size_t max_bytes, const char* op) {
+    // The common case first, with nothing else to check: the line is already buffered
+    // (bytes are buffered only while the socket is open).
+    std::size_t scanned = buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size(); // bytes searched for '\n'
+    if (max_bytes > 0 && scanned > 0) {
+        if (const void* found = std::memchr(buffer_.bytes(), '\n', scanned))
+            return static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1;
+    } else {
+        scanned = 0;
+    }
     require_open(op);
     if (max_bytes == 0) detail::fail_argument(op, "max_bytes must be at least 1");
     const auto until = deadline();
-    std::size_t scanned = 0; // bytes already searched for '\n'
     for (;;) {
         const std::size_t limit = buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
         // memchr on an empty, never-allocated buffer would pass it a null pointer (UB).
@@ -1384,7 +1392,8 @@ inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
     const std::size_t taken = find_line(max_bytes, "recv_line");
     std::size_t length = taken - 1;
     if (length > 0 && buffer_.bytes()[length - 1] == '\r') --length;
-    line.assign(buffer_.bytes(), length);
+    line.resize(length); // no call into the library while the length repeats
+    if (length > 0) std::memcpy(line.data(), buffer_.bytes(), length);
     buffer_.consume(taken);
 }
 
