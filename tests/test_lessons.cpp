@@ -225,7 +225,7 @@ TEST_CASE("lesson 2: one recv(1024) does not get the whole name", "[lessons]") {
     }
 }
 
-TEST_CASE("lesson 3: the OS takes part of a large send; Client::send sends it all", "[lessons]") {
+TEST_CASE("lesson 3: the OS takes part of a large send, Client::send sends it all", "[lessons]") {
     auto pair = test::connect_pair();
     pair.client.set_timeout(guard);
     pair.accepted.set_timeout(guard);
@@ -501,7 +501,7 @@ TEST_CASE("lesson 11: console text is UTF-8 in the program, UTF-16 at a Windows 
 }
 
 #ifndef _WIN32
-TEST_CASE("lesson 12: UDP keeps message boundaries; TCP does not", "[lessons]") {
+TEST_CASE("lesson 12: UDP keeps message boundaries, TCP does not", "[lessons]") {
     RawSocket receiver(SOCK_DGRAM), sender(SOCK_DGRAM);
     REQUIRE(receiver.bind_loopback(0) == 0);
     timeval limit{10, 0}; // a lost datagram must fail the test, not hang it
