@@ -1,0 +1,665 @@
+// Server::serve and Server::stop on real loopback sockets: many clients at once, the
+// max_clients limit, errors from handlers, and stopping from threads and signal handlers.
+#include "catch.hpp"
+#include "greet_socket.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <iterator>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#ifndef _WIN32
+#include <cerrno>
+#include <csignal>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+#ifdef __linux__
+#include <dirent.h>
+#include <sys/syscall.h>
+#endif
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Every blocking call that could wait on a failed test gets this bound.
+constexpr std::chrono::milliseconds guard = 10s;
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+// Deterministic bytes with no short period, different for each seed.
+std::string pattern(std::size_t size, std::uint32_t seed) {
+    std::string out(size, '\0');
+    std::uint32_t x = seed * 2654435761u + 12345u;
+    for (char& c : out) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c = static_cast<char>(x >> 24);
+    }
+    return out;
+}
+
+greet::Client connect_to(std::uint16_t port) {
+    greet::Client client;
+    client.set_timeout(guard);
+    client.connect("127.0.0.1", port);
+    return client;
+}
+
+// A count that threads change and a test waits on, with a bound.
+class Counter {
+public:
+    void add(int n = 1) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            value_ += n;
+            peak_ = std::max(peak_, value_);
+        }
+        changed_.notify_all();
+    }
+    int value() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return value_;
+    }
+    int peak() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return peak_;
+    }
+    // True once the value is `target`; false when it did not get there within `limit`.
+    bool wait_for(int target, std::chrono::milliseconds limit = guard) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        return changed_.wait_for(lock, limit, [&] { return value_ == target; });
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    int value_ = 0;
+    int peak_ = 0;
+};
+
+// serve() on a thread of its own. The destructor stops the server and waits for serve,
+// so a failed REQUIRE leaves no thread behind.
+class Serving {
+public:
+    Serving(greet::Server& server, greet::Server::Handler handler, greet::ServeOptions options = {})
+        : server_(server),
+          returned_(std::async(std::launch::async, [this, handler = std::move(handler), options = std::move(options)] {
+#ifdef __linux__
+              thread_id_.store(static_cast<long>(::syscall(SYS_gettid)));
+#endif
+              server_.serve(handler, options);
+              return Clock::now();
+          })) {}
+    Serving(const Serving&) = delete;
+    Serving& operator=(const Serving&) = delete;
+    ~Serving() {
+        server_.stop();
+        if (returned_.valid()) returned_.wait();
+    }
+    // When serve returned, or nullopt if it did not within `limit`. Rethrows what serve threw.
+    std::optional<Clock::time_point> wait_returned(std::chrono::milliseconds limit = guard) {
+        if (returned_.wait_for(limit) != std::future_status::ready) return std::nullopt;
+        return returned_.get();
+    }
+    long thread_id() const { return thread_id_.load(); }
+
+private:
+    greet::Server& server_;
+    std::atomic<long> thread_id_{0};
+    std::future<Clock::time_point> returned_;
+};
+
+#ifdef __linux__
+long this_thread_id() { return static_cast<long>(::syscall(SYS_gettid)); }
+
+// The state letter of one of this process's threads ('S' while blocked in a system call).
+char thread_state(long tid) {
+    std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const std::size_t after_name = text.rfind(')');
+    return after_name != std::string::npos && after_name + 2 < text.size() ? text[after_name + 2] : '?';
+}
+
+// Waits until the thread is asleep in the kernel (in serve, that is its poll), so that a
+// stop() lands on a blocked call rather than before it. Bounded; only sharpens the
+// test, which is correct either way.
+void wait_until_blocked(long tid) {
+    const auto deadline = Clock::now() + 5s;
+    while (tid != 0 && Clock::now() < deadline && thread_state(tid) != 'S') std::this_thread::yield();
+}
+
+std::set<std::string> entries(const char* directory) {
+    std::set<std::string> out;
+    DIR* dir = ::opendir(directory);
+    if (dir == nullptr) return out;
+    for (dirent* entry = ::readdir(dir); entry != nullptr; entry = ::readdir(dir))
+        if (entry->d_name[0] != '.') out.insert(entry->d_name);
+    ::closedir(dir);
+    return out;
+}
+std::set<std::string> open_descriptors() {
+    std::set<std::string> all = entries("/proc/self/fd");
+    std::set<std::string> out;
+    // The directory's own descriptor is open only while it is read.
+    for (const std::string& fd : all)
+        if (::fcntl(std::stoi(fd), F_GETFD) != -1) out.insert(fd);
+    return out;
+}
+std::size_t thread_count() { return entries("/proc/self/task").size(); }
+
+// A thread that pthread_join has returned for may be listed for a moment longer while
+// the kernel finishes its exit; wait (bounded) for the count to settle.
+bool threads_settle_to(std::size_t expected) {
+    const auto deadline = Clock::now() + 5s;
+    while (thread_count() != expected && Clock::now() < deadline) std::this_thread::yield();
+    return thread_count() == expected;
+}
+
+// The accept queue of the 127.0.0.1 listener on `port`: connections the kernel has
+// completed that accept() has not taken (for a listening socket, /proc/net/tcp's
+// rx_queue column). nullopt when nothing listens there.
+std::optional<unsigned long> accept_queue(std::uint16_t port) {
+    std::ifstream table("/proc/net/tcp");
+    std::string line;
+    char wanted[16];
+    std::snprintf(wanted, sizeof wanted, "0100007F:%04X", static_cast<unsigned>(port));
+    std::getline(table, line); // the column names
+    while (std::getline(table, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state, queues;
+        fields >> slot >> local >> remote >> state >> queues;
+        if (state != "0A") break; // listeners come first; the long tail of connections is not needed
+        if (local == wanted) return std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16);
+    }
+    return std::nullopt;
+}
+bool accept_queue_reaches(std::uint16_t port, std::optional<unsigned long> expected) {
+    const auto deadline = Clock::now() + 5s;
+    while (accept_queue(port) != expected && Clock::now() < deadline) std::this_thread::yield();
+    return accept_queue(port) == expected;
+}
+#endif
+
+} // namespace
+
+TEST_CASE("200 clients at once, 100 messages each, every byte checked", "[serve][threads]") {
+    constexpr int clients = 200;
+    constexpr int messages = 100;
+    // Each message names its client and number and carries bytes of its own, so a
+    // message delivered to the wrong handler, twice, or out of order cannot pass.
+    auto message = [](int client, int number) {
+        const std::string label = "client " + std::to_string(client) + " message " + std::to_string(number) + ":";
+        const std::size_t size = static_cast<std::size_t>((client * 131 + number * 71) % 2000);
+        return label + pattern(size, static_cast<std::uint32_t>(client * messages + number));
+    };
+
+    greet::Server server("127.0.0.1", 0);
+    const std::uint16_t port = server.local_address().port;
+    Counter handlers_running, handlers_done;
+    std::atomic<int> server_mismatches{0};
+    std::mutex errors_mutex;
+    std::vector<std::string> errors;
+    auto record = [&](const std::string& text) {
+        std::lock_guard<std::mutex> lock(errors_mutex);
+        errors.push_back(text);
+    };
+
+    greet::ServeOptions options;
+    options.max_clients = clients;
+    options.on_error = [&](const greet::Address& peer, const std::exception& e) { record("server, " + peer.to_string() + ": " + e.what()); };
+    Serving serving(server, [&](greet::Client& client, const greet::Address&) {
+        client.set_timeout(30s);
+        handlers_running.add();
+        // Every handler waits for all the others: all 200 run at the same time.
+        if (!handlers_running.wait_for(clients, 30s)) record("not every handler started");
+        std::string first = client.recv_message();
+        int id = -1;
+        std::sscanf(first.c_str(), "client %d ", &id);
+        for (int number = 0; number < messages; ++number) {
+            const std::string got = number == 0 ? first : client.recv_message();
+            if (got != message(id, number)) ++server_mismatches;
+            client.send_message(std::string(got.rbegin(), got.rend()));
+        }
+        handlers_done.add();
+    }, options);
+
+    const auto start = Clock::now();
+    std::atomic<int> replies_ok{0};
+    std::vector<std::thread> threads;
+    for (int id = 0; id < clients; ++id) {
+        threads.emplace_back([&, id] {
+            try {
+                greet::Client client = connect_to(port);
+                client.set_timeout(30s);
+                for (int number = 0; number < messages; ++number) {
+                    const std::string sent = message(id, number);
+                    client.send_message(sent);
+                    if (client.recv_message() == std::string(sent.rbegin(), sent.rend())) ++replies_ok;
+                }
+            } catch (const std::exception& e) {
+                record("client " + std::to_string(id) + ": " + e.what());
+            }
+        });
+    }
+    for (std::thread& thread : threads) thread.join();
+    const double seconds = ms_between(start, Clock::now()) / 1000;
+    REQUIRE(handlers_done.wait_for(clients));
+    WARN(clients << " clients x " << messages << " messages each way took " << seconds << " s");
+
+    std::string all_errors;
+    for (const std::string& error : errors) all_errors += error + "\n";
+    INFO(all_errors);
+    CHECK(errors.empty());
+    CHECK(handlers_running.peak() == clients);
+    CHECK(replies_ok == clients * messages);
+    CHECK(server_mismatches == 0);
+    server.stop();
+    CHECK(serving.wait_returned());
+}
+
+TEST_CASE("accept() after stop() throws operation_canceled, at once or while blocked", "[serve][stop]") {
+    greet::Server server("127.0.0.1", 0);
+    server.set_timeout(guard); // a broken stop() ends in a TimeoutError, not a hang
+    CHECK(!server.stopped());
+
+    SECTION("stop() before accept()") {
+        server.stop();
+        CHECK(server.stopped());
+        for (int i = 0; i < 2; ++i) { // and it stays in effect
+            std::optional<std::error_code> code;
+            try {
+                server.accept();
+            } catch (const greet::Error& e) {
+                code = e.code();
+            }
+            REQUIRE(code);
+            CHECK(*code == std::errc::operation_canceled);
+        }
+        SECTION("until close(); a new bind starts unstopped") {
+            server.close();
+            CHECK(!server.stopped());
+            server.bind("127.0.0.1", 0);
+            server.listen();
+            CHECK(!server.stopped());
+        }
+    }
+    SECTION("stop() from another thread while accept() blocks") {
+#ifdef __linux__
+        const long tid = this_thread_id();
+#endif
+        auto stopper = std::async(std::launch::async, [&] {
+#ifdef __linux__
+            wait_until_blocked(tid);
+#endif
+            const auto called = Clock::now();
+            server.stop();
+            return called;
+        });
+        std::optional<std::error_code> code;
+        Clock::time_point threw{};
+        try {
+            server.accept();
+        } catch (const greet::Error& e) {
+            threw = Clock::now();
+            code = e.code();
+        }
+        const Clock::time_point called = stopper.get();
+        REQUIRE(code);
+        CHECK(*code == std::errc::operation_canceled);
+        const double latency = ms_between(called, threw);
+        WARN("stop() to accept() throwing: " << latency << " ms");
+        CHECK(latency < 5000);
+    }
+}
+
+TEST_CASE("stop() ends serve() while it waits for clients", "[serve][stop]") {
+    greet::Server server("127.0.0.1", 0);
+    Serving serving(server, [](greet::Client&, const greet::Address&) {});
+#ifdef __linux__
+    const auto until = Clock::now() + 5s;
+    while (serving.thread_id() == 0 && Clock::now() < until) std::this_thread::yield();
+    wait_until_blocked(serving.thread_id());
+#endif
+    const auto called = Clock::now();
+    server.stop();
+    const auto returned = serving.wait_returned(5s);
+    REQUIRE(returned);
+    const double latency = ms_between(called, *returned);
+    WARN("stop() to serve() returning, no clients: " << latency << " ms");
+    CHECK(latency < 5000);
+    CHECK(!server.is_open());
+    CHECK(server.stopped());
+}
+
+TEST_CASE("stop() with clients connected: grace, cut-off, and nothing left behind", "[serve][stop]") {
+#ifdef __linux__
+    const std::set<std::string> descriptors_before = open_descriptors();
+    const std::size_t threads_before = thread_count();
+#endif
+    constexpr int clients = 5;
+    std::optional<greet::Server> server;
+    server.emplace("127.0.0.1", 0);
+    const std::uint16_t port = server->local_address().port;
+    Counter started, returned;
+    std::mutex mutex;
+    std::vector<std::string> outcomes; // one per handler: "canceled", "ok", or what went wrong
+    auto outcome = [&](const std::string& text) {
+        std::lock_guard<std::mutex> lock(mutex);
+        outcomes.push_back(text);
+    };
+    std::vector<std::string> reported;
+    greet::ServeOptions options;
+    options.on_error = [&](const greet::Address&, const std::exception& e) {
+        std::lock_guard<std::mutex> lock(mutex);
+        reported.push_back(e.what());
+    };
+
+    // Handlers blocked in recv past the grace are cut off: their recv throws operation_canceled.
+    auto cut_off_after = [&](std::chrono::milliseconds grace) {
+        options.grace = grace;
+        std::optional<Clock::time_point> serve_returned;
+        Clock::time_point called{};
+        int returned_before_serve = -1;
+        {
+            Serving serving(*server, [&](greet::Client& client, const greet::Address&) {
+                started.add();
+                try {
+                    client.recv_line(); // the clients never send: only stop() ends this
+                    outcome("recv_line returned");
+                } catch (const greet::Error& e) {
+                    outcome(e.code() == std::errc::operation_canceled ? "canceled" : std::string("other error: ") + e.what());
+                }
+                returned.add();
+            }, options);
+            std::vector<greet::Client> connected;
+            for (int i = 0; i < clients; ++i) connected.push_back(connect_to(port));
+            REQUIRE(started.wait_for(clients));
+
+            called = Clock::now();
+            server->stop();
+            serve_returned = serving.wait_returned();
+            REQUIRE(serve_returned);
+            returned_before_serve = returned.value();
+            // The server shut the connections down: each client sees the end of its stream.
+            for (greet::Client& client : connected) CHECK(client.recv(10).empty());
+        }
+        const double latency = ms_between(called, *serve_returned);
+        WARN("stop() to serve() returning, " << clients << " handlers cut off after a grace of " << grace.count() << " ms: " << latency
+             << " ms (" << latency - double(grace.count()) << " ms past the grace)");
+        CHECK(latency >= double(grace.count())); // serve waited the grace out first
+        CHECK(latency < double(grace.count()) + 5000);
+        CHECK(returned_before_serve == clients); // serve joined every handler before returning
+        CHECK(outcomes == std::vector<std::string>(clients, "canceled"));
+        CHECK(reported.empty()); // the handlers caught their errors
+    };
+    SECTION("handlers blocked in recv are cut off at once with no grace") {
+        cut_off_after(0ms);
+    }
+    SECTION("handlers blocked in recv past the grace are cut off") {
+        cut_off_after(300ms);
+    }
+
+    SECTION("a handler that finishes within the grace is not cut off") {
+        options.grace = 20s;
+        std::optional<Clock::time_point> serve_returned;
+        Clock::time_point called{}, handler_ended{};
+        {
+            Serving serving(*server, [&](greet::Client& client, const greet::Address&) {
+                started.add();
+                try {
+                    const std::string line = client.recv_line();
+                    client.send_line("bye " + line);
+                    handler_ended = Clock::now(); // read after serve returned, which joined this thread
+                    outcome("ok");
+                } catch (const greet::Error& e) {
+                    outcome(std::string("error: ") + e.what());
+                }
+                returned.add();
+            }, options);
+            greet::Client client = connect_to(port);
+            REQUIRE(started.wait_for(1));
+            called = Clock::now();
+            server->stop();
+#ifdef __linux__
+            // serve has closed its listener: it is past accepting, in the grace period.
+            CHECK(accept_queue_reaches(port, std::nullopt));
+#endif
+            client.send_line("last words");
+            CHECK(client.recv_line() == "bye last words");
+            serve_returned = serving.wait_returned();
+            REQUIRE(serve_returned);
+            CHECK(returned.value() == 1);
+        }
+        const double latency = ms_between(called, *serve_returned);
+        WARN("stop() to serve() returning, one handler finishing on its own within the grace: " << latency << " ms, of which "
+             << ms_between(handler_ended, *serve_returned) << " ms after the handler ended");
+        CHECK(latency < 5000); // well inside the 20 s grace: serve did not wait it out
+        CHECK(outcomes == std::vector<std::string>{"ok"});
+        CHECK(reported.empty());
+    }
+
+    CHECK(!server->is_open());
+#ifdef __linux__
+    // No socket outlives serve except the small datagram socket stop() signals through,
+    // which must live until close(): stop() may come from a signal handler at any time,
+    // and closing it earlier would let that byte land on a reused descriptor.
+    std::set<std::string> after = open_descriptors();
+    std::vector<std::string> extra;
+    std::set_difference(after.begin(), after.end(), descriptors_before.begin(), descriptors_before.end(), std::back_inserter(extra));
+    INFO("descriptors before: " << descriptors_before.size() << ", after serve: " << after.size());
+    CHECK(after.size() == descriptors_before.size() + 1);
+    REQUIRE(extra.size() == 1);
+    int type = 0;
+    socklen_t length = sizeof type;
+    CHECK(::getsockopt(std::stoi(extra.front()), SOL_SOCKET, SO_TYPE, &type, &length) == 0);
+    CHECK(type == SOCK_DGRAM);
+    server.reset();
+    CHECK(open_descriptors() == descriptors_before);
+    // serve joined every handler thread, and Serving joined serve's own thread.
+    CHECK(threads_settle_to(threads_before));
+#endif
+}
+
+#ifndef _WIN32
+namespace {
+std::atomic<greet::Server*> signal_target{nullptr};
+static_assert(std::atomic<greet::Server*>::is_always_lock_free, "a signal handler may only touch lock-free atomics");
+void stop_on_signal(int) {
+    const int saved = errno;
+    if (greet::Server* server = signal_target.load()) server->stop();
+    errno = saved;
+}
+// Restores the previous SIGUSR1 disposition whatever way the test ends.
+struct SignalHandlerScope {
+    struct sigaction previous {};
+    bool installed = false;
+    SignalHandlerScope() {
+        struct sigaction action {};
+        action.sa_handler = stop_on_signal;
+        sigemptyset(&action.sa_mask);
+        installed = ::sigaction(SIGUSR1, &action, &previous) == 0;
+    }
+    ~SignalHandlerScope() {
+        if (installed) ::sigaction(SIGUSR1, &previous, nullptr);
+        signal_target.store(nullptr);
+    }
+};
+} // namespace
+
+TEST_CASE("stop() from a signal handler ends serve()", "[serve][stop][posix]") {
+    greet::Server server("127.0.0.1", 0);
+    signal_target.store(&server);
+    SignalHandlerScope scope;
+    REQUIRE(scope.installed);
+
+    const pthread_t serving_thread = ::pthread_self();
+#ifdef __linux__
+    const long tid = this_thread_id();
+#endif
+    std::mutex mutex;
+    std::condition_variable done;
+    bool serve_returned = false;
+    auto raiser = std::async(std::launch::async, [&] {
+#ifdef __linux__
+        wait_until_blocked(tid);
+#endif
+        const auto raised = Clock::now();
+        const int rc = ::pthread_kill(serving_thread, SIGUSR1);
+        // Should the signal not end serve, stop it directly so that the test fails
+        // instead of hanging.
+        std::unique_lock<std::mutex> lock(mutex);
+        const bool ended = done.wait_for(lock, guard, [&] { return serve_returned; });
+        if (!ended) server.stop();
+        return std::make_tuple(raised, rc, ended);
+    });
+    server.serve([](greet::Client&, const greet::Address&) {});
+    const auto returned = Clock::now();
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        serve_returned = true;
+    }
+    done.notify_all();
+    const auto [raised, rc, ended] = raiser.get();
+    CHECK(rc == 0);
+    CHECK(ended);
+    CHECK(server.stopped());
+    CHECK(!server.is_open());
+    const double latency = ms_between(raised, returned);
+    WARN("SIGUSR1 to serve() returning: " << latency << " ms");
+    CHECK(latency < 5000);
+}
+#endif
+
+TEST_CASE("a throwing handler is reported through on_error and the server serves on", "[serve][errors]") {
+    greet::Server server("127.0.0.1", 0);
+    const std::uint16_t port = server.local_address().port;
+    struct Report {
+        greet::Address peer;
+        std::string what;
+    };
+    std::mutex mutex;
+    std::vector<Report> reports;
+    Counter started;
+    std::atomic<int> closed_errors{0};
+    greet::ServeOptions options;
+    options.on_error = [&](const greet::Address& peer, const std::exception& e) {
+        std::lock_guard<std::mutex> lock(mutex);
+        reports.push_back({peer, e.what()});
+    };
+    Serving serving(server, [&](greet::Client& client, const greet::Address&) {
+        started.add();
+        try {
+            const std::string line = client.recv_line();
+            if (line == "throw") throw std::runtime_error("the handler gave up on purpose");
+            client.send_line("echo " + line);
+        } catch (const greet::ClosedError&) {
+            ++closed_errors;
+            throw; // the client left: serve must not report this
+        }
+    }, options);
+
+    greet::Client thrower = connect_to(port);
+    const greet::Address thrower_address = thrower.local_address();
+    thrower.send_line("throw");
+    CHECK(thrower.recv(10).empty()); // the handler ended and serve closed the connection
+
+    greet::Client next = connect_to(port); // the server still serves
+    next.send_line("hello");
+    CHECK(next.recv_line() == "echo hello");
+
+    greet::Client leaver = connect_to(port); // leaves without a word: a ClosedError in its handler
+    REQUIRE(started.wait_for(3));
+    leaver.close();
+
+    server.stop();
+    REQUIRE(serving.wait_returned()); // every handler has ended
+    CHECK(closed_errors == 1);
+    std::lock_guard<std::mutex> lock(mutex);
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0].peer == thrower_address);
+    CHECK(reports[0].what == "the handler gave up on purpose");
+}
+
+TEST_CASE("max_clients bounds the handlers running at once while the rest wait in the backlog", "[serve][limits]") {
+    constexpr int limit = 3;
+    constexpr int clients = 6;
+    greet::Server server("127.0.0.1", 0);
+    const std::uint16_t port = server.local_address().port;
+    Counter running, started, finished;
+    std::mutex mutex;
+    std::condition_variable released;
+    int permits = 0;          // handlers allowed to finish
+    bool waited_too_long = false;
+    greet::ServeOptions options;
+    options.max_clients = limit;
+    Serving serving(server, [&](greet::Client& client, const greet::Address&) {
+        const std::string name = client.recv_line();
+        running.add();
+        started.add();
+        {
+            std::unique_lock<std::mutex> lock(mutex);
+            if (released.wait_for(lock, guard, [&] { return permits > 0; })) --permits;
+            else waited_too_long = true;
+        }
+        running.add(-1);
+        client.send_line("served " + name);
+        finished.add();
+    }, options);
+
+    std::vector<greet::Client> connected;
+    for (int i = 0; i < clients; ++i) {
+        // The OS completes every handshake into the backlog, so each connect succeeds.
+        connected.push_back(connect_to(port));
+        connected.back().send_line("client " + std::to_string(i));
+    }
+    REQUIRE(started.wait_for(limit));
+    CHECK(running.value() == limit);
+#ifdef __linux__
+    // The other three are complete connections nobody has accepted.
+    CHECK(accept_queue_reaches(port, static_cast<unsigned long>(clients - limit)));
+#endif
+    CHECK(started.value() == limit);
+
+    // Each released handler frees a slot, and only then does a waiting client get one.
+    for (int k = 1; k <= clients; ++k) {
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            ++permits;
+        }
+        released.notify_all();
+        REQUIRE(finished.wait_for(k));
+        const int expected_started = std::min(clients, limit + k);
+        REQUIRE(started.wait_for(expected_started));
+        CHECK(running.value() <= limit);
+#ifdef __linux__
+        CHECK(accept_queue_reaches(port, static_cast<unsigned long>(clients - expected_started)));
+#endif
+    }
+    for (int i = 0; i < clients; ++i) CHECK(connected[static_cast<std::size_t>(i)].recv_line() == "served client " + std::to_string(i));
+    CHECK(running.peak() == limit);
+    CHECK(!waited_too_long);
+    server.stop();
+    CHECK(serving.wait_returned());
+}
