@@ -411,12 +411,12 @@ TEST_CASE("Client and Server move", "[client_server]") {
         greet::Server original("127.0.0.1", 0);
         const greet::Address where = original.local_address();
         greet::Server moved(std::move(original));
-        CHECK_FALSE(original.is_open());
+        CHECK_FALSE(original.is_open()); // NOLINT(bugprone-use-after-move): the moved-from state is the subject
         REQUIRE(moved.is_open());
         CHECK(moved.local_address() == where);
         greet::Server assigned;
         assigned = std::move(moved);
-        CHECK_FALSE(moved.is_open());
+        CHECK_FALSE(moved.is_open()); // NOLINT(bugprone-use-after-move): the moved-from state is the subject
         REQUIRE(assigned.is_open());
         assigned.set_timeout(guard);
         greet::Client client("127.0.0.1", where.port);
