@@ -396,6 +396,9 @@ TEST_CASE("send_message leaves in one TCP segment where two sends take two", "[f
     // then leave alone: two segments, or a delay, never one segment at once.
     auto pair = connect_pair();
     pair.client.set_timeout(std::nullopt); // blocking: exactly one sendmsg per call
+    // The subject is the wire without chaos mode (GREET_SOCKET_CHAOS may be set for the run).
+    pair.client.set_chaos(std::nullopt);
+    pair.accepted.set_chaos(std::nullopt);
     const int fd = pair.client.native_handle();
     std::vector<std::uint32_t> one_call, two_calls;
     for (std::uint32_t i = 0; i < 8; ++i) {
