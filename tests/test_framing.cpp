@@ -52,10 +52,17 @@ void* operator new(std::size_t size) {
     throw std::bad_alloc();
 }
 void* operator new[](std::size_t size) { return ::operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+// Not inlined: GCC would otherwise see free() take a pointer from operator new in the
+// caller and warn (-Wmismatched-new-delete), though here the two are one pair.
+#ifdef __GNUC__
+#define GREET_TEST_NOINLINE __attribute__((noinline))
+#else
+#define GREET_TEST_NOINLINE
+#endif
+GREET_TEST_NOINLINE void operator delete(void* p) noexcept { std::free(p); }
+GREET_TEST_NOINLINE void operator delete[](void* p) noexcept { std::free(p); }
+GREET_TEST_NOINLINE void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+GREET_TEST_NOINLINE void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 #endif
 
 namespace {
