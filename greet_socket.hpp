@@ -95,6 +95,11 @@ constexpr int shut_send = SD_SEND;
 constexpr int shut_both = SD_BOTH;
 using io_size = int; // Winsock counts bytes in int
 inline int close_native(SOCKET s) noexcept { return ::closesocket(s); }
+// Ends a recv or send blocked in another thread: on Windows shutdown() alone does not.
+inline void interrupt_native(SOCKET s) noexcept {
+    ::shutdown(s, SD_BOTH);
+    ::CancelIoEx(reinterpret_cast<HANDLE>(s), nullptr);
+}
 inline int last_error() noexcept { return ::WSAGetLastError(); }
 inline bool interrupted(int e) noexcept { return e == WSAEINTR; }
 inline bool would_block(int e) noexcept { return e == WSAEWOULDBLOCK; }
@@ -226,6 +231,7 @@ constexpr int shut_send = SHUT_WR;
 constexpr int shut_both = SHUT_RDWR;
 using io_size = std::size_t;
 inline int close_native(int s) noexcept { return ::close(s); } // never retried: the descriptor is gone either way
+inline void interrupt_native(int s) noexcept { ::shutdown(s, SHUT_RDWR); } // ends a recv or send blocked in another thread
 inline int last_error() noexcept { return errno; }
 inline bool interrupted(int e) noexcept { return e == EINTR; }
 inline bool would_block(int e) noexcept { return e == EAGAIN || e == EWOULDBLOCK; }
@@ -1662,7 +1668,7 @@ inline void Server::serve(const Handler& handler, const ServeOptions& options) {
         if (!finished.wait_for(lock, options.grace, [&] { return running == 0; })) {
             cut_off.store(true);
             for (Session& session : sessions)
-                if (!session.done) ::shutdown(session.client.native_handle(), detail::shut_both);
+                if (!session.done) detail::interrupt_native(session.client.native_handle());
         }
     }
     for (Session& session : sessions) session.thread.join();
