@@ -1177,6 +1177,9 @@ inline std::size_t Client::send_pieces(std::string_view first, std::string_view 
         const long rc = detail::send_two(socket_, a.data(), a.size(), b.data(), b.size());
         if (rc >= 0) {
             sent += static_cast<std::size_t>(rc);
+            // Small pieces (chaos mode) may never fill the socket buffer: the deadline holds all the same.
+            if (sent < total && until != detail::no_deadline && detail::Clock::now() >= until)
+                fail_timeout(op, "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes");
             continue;
         }
         const int e = detail::last_error();
@@ -1298,6 +1301,8 @@ inline void Client::read_rest(char* out, std::size_t size, std::size_t have, std
                 fail(op, make_error_code(errc::peer_closed),
                      "after " + std::to_string(have) + " of " + std::to_string(size) + " bytes; recv() returns them");
             have += got;
+            // Pieces that are always ready (chaos mode) never wait in poll: check the deadline here too.
+            if (have < size && until != detail::no_deadline && detail::Clock::now() >= until) fail_timeout(op);
         }
     } catch (...) {
         char* back = buffer_.prepare(unread_prefix.size() + have); // the buffer is empty here
