@@ -50,7 +50,7 @@ Queue connect_until_refused(std::uint16_t port, std::size_t limit) {
 }
 
 // A number from a file such as /proc/sys/net/core/somaxconn; nullopt when there is none.
-std::optional<long> read_number(const char* path) {
+[[maybe_unused]] std::optional<long> read_number(const char* path) {
     std::ifstream file(path);
     long value = 0;
     if (file >> value) return value;
