@@ -14,9 +14,13 @@ work=$root/build/windows
 build=$work/build
 cd "$root"
 
-for tool in cmake x86_64-w64-mingw32-g++-posix wineserver wineboot; do
+# Debian's wine64 installs its programs in /usr/lib/wine; the wine package (a wrapper
+# choosing 32 or 64 bits) is not needed.
+PATH=$PATH:/usr/lib/wine
+for tool in cmake x86_64-w64-mingw32-g++-posix wine64 wineserver64; do
   command -v "$tool" >/dev/null || { echo "test-windows: $tool not found" >&2; exit 1; }
 done
+wine=$(command -v wine64)
 if [ ! -f /usr/include/catch2/catch.hpp ] || [ ! -d /usr/lib/cmake/Catch2 ]; then
   echo "test-windows: Debian's catch2 (v2) not found" >&2
   exit 1
@@ -34,11 +38,11 @@ mkdir -p "$WINEPREFIX"
 # CMake's test discovery, a CI log) would wait for it to close for ever.
 start=$SECONDS
 status=0
-wineserver -p >"$work/wineserver.log" 2>&1 </dev/null || status=$?
+wineserver64 -p >"$work/wineserver.log" 2>&1 </dev/null || status=$?
 # Status 2: a server for this prefix is running already (a run in another shell).
 [ "$status" -eq 0 ] || [ "$status" -eq 2 ] || { cat "$work/wineserver.log" >&2; exit 1; }
-trap 'wineserver -k >/dev/null 2>&1 </dev/null || true' EXIT
-wineboot --init >"$work/wineboot.log" 2>&1 </dev/null || { tail -n 20 "$work/wineboot.log" >&2; exit 1; }
+trap 'wineserver64 -k >/dev/null 2>&1 </dev/null || true' EXIT
+"$wine" wineboot --init >"$work/wineboot.log" 2>&1 </dev/null || { tail -n 20 "$work/wineboot.log" >&2; exit 1; }
 echo "wine prefix ready ($((SECONDS - start)) s): $WINEPREFIX"
 
 # Catch2 as a package of the Windows build: the toolchain finds packages only below its
@@ -57,7 +61,7 @@ ln -s /usr/include/catch2 "$catch2/include/catch2"
 # type: without optimisation or debug information the static executables build fastest.
 rm -rf "$build"
 cmake -S "$root" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/mingw-w64-x86_64-wine.cmake" \
-  -DCMAKE_BUILD_TYPE= -DCMAKE_FIND_ROOT_PATH="$catch2" \
+  -DCMAKE_CROSSCOMPILING_EMULATOR="$wine" -DCMAKE_BUILD_TYPE= -DCMAKE_FIND_ROOT_PATH="$catch2" \
   -DGREET_SOCKET_BUILD_TESTS=ON -DGREET_SOCKET_BUILD_EXAMPLES=ON
 cmake --build "$build" -j2
 echo "built ($((SECONDS - start)) s)"
@@ -65,13 +69,11 @@ echo "built ($((SECONDS - start)) s)"
 ctest --test-dir "$build" -j2 --output-on-failure --timeout 300
 echo "tests passed ($((SECONDS - start)) s)"
 
-wine=$(sed -n 's/^CMAKE_CROSSCOMPILING_EMULATOR:[A-Z]*=//p' "$build/CMakeCache.txt")
-run() { timeout 60 "$wine" "$@" </dev/null; } # every program is bounded
 
 # The tutorial: server.exe on port 0, client.exe sending each name, both under Wine.
 "$wine" "$build/server.exe" 0 >"$work/server.out" 2>&1 </dev/null &
 server=$!
-trap 'kill "$server" 2>/dev/null || true; wineserver -k >/dev/null 2>&1 </dev/null || true' EXIT
+trap 'kill "$server" 2>/dev/null || true; wineserver64 -k >/dev/null 2>&1 </dev/null || true' EXIT
 port=
 for _ in $(seq 100); do
   port=$(tr -d '\r' <"$work/server.out" | sed -n 's/^waiting for connection on .*:\([0-9]*\)$/\1/p')
@@ -92,6 +94,6 @@ echo "server.exe and client.exe exchanged 4 names"
 # The lessons: each runs on its own and must succeed.
 for lesson in "$build"/examples/lessons/*.exe; do
   [ -e "$lesson" ] || continue
-  run "$lesson" >"$work/lesson.out" 2>&1 || { echo "$(basename "$lesson") failed:"; cat "$work/lesson.out"; exit 1; }
+  timeout 60 "$wine" "$lesson" >"$work/lesson.out" 2>&1 </dev/null || { echo "$(basename "$lesson") failed:"; cat "$work/lesson.out"; exit 1; }
 done
 echo "examples passed ($((SECONDS - start)) s)"
