@@ -235,8 +235,7 @@ TEST_CASE("200 clients at once, 100 messages each, every byte checked", "[serve]
         // Every handler waits for all the others: all 200 run at the same time.
         if (!handlers_running.wait_for(clients, 30s)) record("not every handler started");
         std::string first = client.recv_message();
-        int id = -1;
-        std::sscanf(first.c_str(), "client %d ", &id);
+        const int id = first.rfind("client ", 0) == 0 ? std::atoi(first.c_str() + 7) : -1; // "client <id> ..."
         for (int number = 0; number < messages; ++number) {
             const std::string got = number == 0 ? first : client.recv_message();
             if (got != message(id, number)) ++server_mismatches;
@@ -248,6 +247,7 @@ TEST_CASE("200 clients at once, 100 messages each, every byte checked", "[serve]
     const auto start = Clock::now();
     std::atomic<int> replies_ok{0};
     std::vector<std::thread> threads;
+    threads.reserve(clients);
     for (int id = 0; id < clients; ++id) {
         threads.emplace_back([&, id] {
             try {
@@ -394,6 +394,7 @@ TEST_CASE("stop() with clients connected: grace, cut-off, and nothing left behin
                 returned.add();
             }, options);
             std::vector<greet::Client> connected;
+            connected.reserve(clients);
             for (int i = 0; i < clients; ++i) connected.push_back(connect_to(port));
             REQUIRE(started.wait_for(clients));
 
