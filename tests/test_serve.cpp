@@ -235,7 +235,7 @@ TEST_CASE("200 clients at once, 100 messages each, every byte checked", "[serve]
         // Every handler waits for all the others: all 200 run at the same time.
         if (!handlers_running.wait_for(clients, 30s)) record("not every handler started");
         std::string first = client.recv_message();
-        const int id = first.rfind("client ", 0) == 0 ? std::atoi(first.c_str() + 7) : -1; // "client <id> ..."
+        const int id = first.rfind("client ", 0) == 0 ? static_cast<int>(std::strtol(first.c_str() + 7, nullptr, 10)) : -1; // "client <id> ..."
         for (int number = 0; number < messages; ++number) {
             const std::string got = number == 0 ? first : client.recv_message();
             if (got != message(id, number)) ++server_mismatches;
