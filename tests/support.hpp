@@ -13,6 +13,10 @@
 #include <string_view>
 #include <utility>
 
+#ifdef __linux__
+#include <dirent.h>
+#endif
+
 namespace test {
 
 using namespace std::chrono_literals;
@@ -105,6 +109,20 @@ inline std::string recv_some(greet::Client& client, std::size_t n) {
     }
     return out;
 }
+
+#ifdef __linux__
+// How many descriptors this process has open (Linux: the entries of /proc/self/fd).
+// Called from the test's own thread: it REQUIREs that the directory opens.
+inline std::size_t open_descriptors() {
+    std::size_t count = 0;
+    DIR* dir = ::opendir("/proc/self/fd");
+    REQUIRE(dir != nullptr);
+    for (dirent* entry = ::readdir(dir); entry != nullptr; entry = ::readdir(dir))
+        if (entry->d_name[0] != '.') ++count;
+    ::closedir(dir);
+    return count - 1; // the directory stream's own
+}
+#endif
 
 // A helper thread; its result (or exception) comes back through get(). The destructor
 // joins, and every blocking call inside is bounded by guard, so a failure cannot hang.

@@ -14,11 +14,11 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #endif
-#ifdef __linux__
-#include <dirent.h>
-#endif
 
 using namespace std::chrono_literals;
+#ifdef __linux__
+using test::open_descriptors;
+#endif
 using test::guard;
 
 namespace {
@@ -63,18 +63,6 @@ void check_reachable(greet::Server& server, const std::string& host, const std::
     accepted.first.send("pong\n");
     CHECK(client.recv_line() == "pong");
 }
-
-#ifdef __linux__
-std::size_t open_descriptors() {
-    std::size_t count = 0;
-    DIR* dir = ::opendir("/proc/self/fd");
-    REQUIRE(dir != nullptr);
-    for (dirent* entry = ::readdir(dir); entry != nullptr; entry = ::readdir(dir))
-        if (entry->d_name[0] != '.') ++count;
-    ::closedir(dir);
-    return count;
-}
-#endif
 
 } // namespace
 

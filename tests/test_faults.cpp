@@ -6,7 +6,6 @@
 #include "support.hpp"
 
 #ifdef __linux__
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -24,22 +23,13 @@
 using namespace std::chrono_literals;
 using test::contains;
 using test::guard;
+using test::open_descriptors;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 // Room for a slow machine (valgrind, sanitizers) on top of each case's own bound.
 constexpr auto slack = 3s;
-
-std::size_t open_descriptors() {
-    std::size_t count = 0;
-    DIR* dir = ::opendir("/proc/self/fd");
-    if (dir == nullptr) return 0;
-    for (dirent* entry = ::readdir(dir); entry != nullptr; entry = ::readdir(dir))
-        if (entry->d_name[0] != '.') ++count;
-    ::closedir(dir);
-    return count - 1; // the directory stream's own
-}
 
 // Closes with an RST instead of a FIN: SO_LINGER with a zero timeout.
 void reset(greet::Client& client) {

@@ -1,6 +1,7 @@
 // Messages and lines on a stream: the edges of send_message/recv_message and send_line/recv_line.
 #include "catch.hpp"
 #include "greet_socket.hpp"
+#include "support.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -24,6 +25,8 @@
 #endif
 
 using namespace std::chrono_literals;
+using test::guard;
+using test::pattern;
 
 // The largest single allocation while a thread asks for it: how the tests see that a
 // refused message allocated nothing of its size. Every other allocation of the test
@@ -67,8 +70,6 @@ GREET_TEST_NOINLINE void operator delete[](void* p, std::size_t) noexcept { std:
 
 namespace {
 
-// Every blocking call gets this bound, so a failure ends the test instead of hanging it.
-constexpr std::chrono::milliseconds guard = 10s;
 using Clock = std::chrono::steady_clock;
 
 struct AllocationProbe { // the largest allocation of this thread while alive
@@ -101,19 +102,6 @@ Pair connect_pair() {
     pair.accepted = server.accept().first;
     pair.accepted.set_timeout(guard);
     return pair;
-}
-
-// Deterministic bytes with no short period, different for each seed.
-std::string pattern(std::size_t size, std::uint32_t seed) {
-    std::string out(size, '\0');
-    std::uint32_t x = seed * 2654435761u + 12345u;
-    for (char& c : out) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x >> 24);
-    }
-    return out;
 }
 
 std::string header(std::uint32_t n) {

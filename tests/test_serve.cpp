@@ -2,6 +2,7 @@
 // max_clients limit, errors from handlers, and stopping from threads and signal handlers.
 #include "catch.hpp"
 #include "greet_socket.hpp"
+#include "support.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -36,28 +37,15 @@
 #endif
 
 using namespace std::chrono_literals;
+using test::guard;
+using test::pattern;
 
 namespace {
 
-// Every blocking call that could wait on a failed test gets this bound.
-constexpr std::chrono::milliseconds guard = 10s;
 using Clock = std::chrono::steady_clock;
 
 double ms_between(Clock::time_point from, Clock::time_point to) {
     return std::chrono::duration<double, std::milli>(to - from).count();
-}
-
-// Deterministic bytes with no short period, different for each seed.
-std::string pattern(std::size_t size, std::uint32_t seed) {
-    std::string out(size, '\0');
-    std::uint32_t x = seed * 2654435761u + 12345u;
-    for (char& c : out) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x >> 24);
-    }
-    return out;
 }
 
 greet::Client connect_to(std::uint16_t port) {
