@@ -1187,7 +1187,10 @@ inline std::size_t Client::send_pieces(std::string_view first, std::string_view 
         const std::string progress = "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes";
         if (!detail::would_block(e)) {
             check_cancelled(op);
-            fail(op, detail::os_error(e), sent ? progress : std::string_view{});
+            const std::error_code code = detail::os_error(e);
+            const detail::ErrorInfo* info = detail::find_error_info(code);
+            // The hint first (what happened), then how far the send got.
+            fail(op, code, !sent ? std::string() : info && info->hint ? std::string(info->hint) + "; " + progress : progress);
         }
         if (!wait(POLLOUT, until)) fail_timeout(op, progress);
     }
