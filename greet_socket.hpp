@@ -695,26 +695,63 @@ inline std::string endpoint_text(std::string_view host, std::uint16_t port) {
     return host.empty() ? "*:" + std::to_string(port) : Address{host_text(host), port}.to_string();
 }
 
-struct AddrInfoDeleter {
-    void operator()(addrinfo* list) const noexcept { ::freeaddrinfo(list); }
-};
-using AddrInfoList = std::unique_ptr<addrinfo, AddrInfoDeleter>;
+inline socklen_t sockaddr_length(const sockaddr_storage& storage) noexcept {
+    return storage.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
 
-inline AddrInfoList resolve(std::string_view op, std::string_view endpoint, std::string_view host, std::uint16_t port) {
+// The addresses to try, in the resolver's order, port included. A numeric address
+// ("127.0.0.1", "::1") is parsed in place: the resolver would parse it too, after
+// thousands of instructions and a few allocations of its own.
+inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_view endpoint, std::string_view host, std::uint16_t port) {
     start_networking();
-    std::string name = host_text(host);
+    const std::string name = host_text(host);
     if (name.find('\0') != std::string::npos)
         fail<ResolveError>(op, endpoint, std::make_error_code(std::errc::invalid_argument), "the host name holds a NUL byte");
+    std::vector<sockaddr_storage> out(1);
+    auto& in4 = reinterpret_cast<sockaddr_in&>(out[0]);
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(out[0]);
+    if (::inet_pton(AF_INET, name.c_str(), &in4.sin_addr) == 1) {
+        in4.sin_family = AF_INET;
+        in4.sin_port = htons(port);
+        return out;
+    }
+    if (::inet_pton(AF_INET6, name.c_str(), &in6.sin6_addr) == 1) {
+        in6.sin6_family = AF_INET6;
+        in6.sin6_port = htons(port);
+        return out;
+    }
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
     hints.ai_flags = AI_NUMERICSERV;
-    std::string service = std::to_string(port);
+    const std::string service = std::to_string(port);
     addrinfo* list = nullptr;
-    int rc = ::getaddrinfo(name.c_str(), service.c_str(), &hints, &list);
+    const int rc = ::getaddrinfo(name.c_str(), service.c_str(), &hints, &list);
     if (rc != 0 || list == nullptr) fail<ResolveError>(op, endpoint, resolver_error(rc), "is the host name right?");
-    return AddrInfoList(list);
+    struct Free {
+        void operator()(addrinfo* p) const noexcept { ::freeaddrinfo(p); }
+    };
+    const std::unique_ptr<addrinfo, Free> owner(list);
+    out.clear();
+    for (const addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
+        out.emplace_back();
+        std::memcpy(&out.back(), ai->ai_addr, std::min(sizeof(sockaddr_storage), static_cast<std::size_t>(ai->ai_addrlen)));
+    }
+    return out;
+}
+
+// Dotted decimal by hand: inet_ntop formats through sprintf, about 1,700 instructions.
+inline char* ipv4_text(const unsigned char* b, char* out) noexcept {
+    for (int i = 0; i < 4; ++i) {
+        if (i > 0) *out++ = '.';
+        const unsigned v = b[i];
+        if (v >= 100) *out++ = static_cast<char>('0' + v / 100);
+        if (v >= 10) *out++ = static_cast<char>('0' + v / 10 % 10);
+        *out++ = static_cast<char>('0' + v % 10);
+    }
+    *out = '\0';
+    return out;
 }
 
 inline Address to_address(const sockaddr_storage& storage) {
@@ -726,13 +763,13 @@ inline Address to_address(const sockaddr_storage& storage) {
         port = ntohs(in6.sin6_port);
         static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         if (std::memcmp(b, mapped, sizeof mapped) == 0) // ::ffff:a.b.c.d is an IPv4 peer
-            std::snprintf(text, sizeof text, "%u.%u.%u.%u", b[12], b[13], b[14], b[15]);
+            ipv4_text(b + 12, text);
         else
             ::inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
     } else if (storage.ss_family == AF_INET) {
         const auto& in4 = reinterpret_cast<const sockaddr_in&>(storage);
         port = ntohs(in4.sin_port);
-        ::inet_ntop(AF_INET, &in4.sin_addr, text, sizeof text);
+        ipv4_text(reinterpret_cast<const unsigned char*>(&in4.sin_addr), text);
     }
     return Address{text, port};
 }
@@ -1114,10 +1151,10 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
     if (is_open())
         detail::fail("connect", detail::endpoint_text(host, port), std::make_error_code(std::errc::already_connected));
     endpoint_ = detail::endpoint_text(host, port);
-    detail::AddrInfoList list = detail::resolve("connect", endpoint_, host, port);
+    const std::vector<sockaddr_storage> addresses = detail::resolve("connect", endpoint_, host, port);
     std::error_code last;
-    for (const addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
-        Handle candidate(detail::open_native(ai->ai_family));
+    for (const sockaddr_storage& address : addresses) {
+        Handle candidate(detail::open_native(address.ss_family));
         if (candidate == detail_no_socket()) {
             last = detail::os_error(detail::last_error());
             continue;
@@ -1127,7 +1164,7 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
         // carries on either way, and a refusal or time-out moves on to the next address.
         // The socket is left as apply_timeout() would leave it.
         if (timeout_) detail::set_blocking(candidate, false);
-        if (::connect(candidate, ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen)) != 0) {
+        if (::connect(candidate, reinterpret_cast<const sockaddr*>(&address), detail::sockaddr_length(address)) != 0) {
             int e = detail::last_error();
             if (!detail::in_progress(e)) {
                 last = detail::os_error(e);
@@ -1148,9 +1185,7 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
                 continue;
             }
         }
-        sockaddr_storage storage{};
-        std::memcpy(&storage, ai->ai_addr, std::min(sizeof storage, static_cast<std::size_t>(ai->ai_addrlen)));
-        peer_ = detail::to_address(storage);
+        peer_ = detail::to_address(address);
         socket_ = std::move(candidate);
         buffer_ = Buffer{};
         if (!chaos_) chaos_ = detail::chaos_from_environment();
@@ -1272,6 +1307,20 @@ inline std::string Client::recv_text(std::size_t max_bytes) {
     require_open("recv_text");
     if (max_bytes < 4) detail::fail_argument("recv_text", "max_bytes must be at least 4, the longest UTF-8 character");
     const auto until = deadline();
+    if (buffer_.size() == 0) { // read straight into the result, as recv() does; the buffer takes only what is held back
+        std::string out(max_bytes, '\0');
+        out.resize(read_some(out.data(), max_bytes, until, "recv_text"));
+        bool ill_formed = false;
+        const std::size_t whole = detail::utf8_prefix(out, &ill_formed);
+        if (whole == out.size()) return out; // "" once the peer has closed
+        const std::size_t rest = out.size() - whole;
+        std::memcpy(buffer_.prepare(rest), out.data() + whole, rest);
+        buffer_.commit(rest);
+        if (whole > 0) {
+            out.resize(whole);
+            return out;
+        }
+    }
     // Each turn returns, throws, or reads more: an incomplete character needs at most 3 more bytes.
     for (;;) {
         bool ill_formed = false;
@@ -1363,22 +1412,14 @@ inline std::string Client::recv_message(std::size_t max_bytes) {
     return out;
 }
 
-// Reads until the buffer holds a whole line; its length, '\n' included. The line is
-// found with memchr over bytes already read, so a long stream of short lines costs one
-// system call per 64 KiB, not one per line.
+// Reads until the buffer holds a whole line; its length, '\n' included. recv_line
+// looks in the buffer itself first: a long stream of short lines costs one memchr and
+// one copy per line, and one system call per 64 KiB.
 inline std::size_t Client::find_line(std::size_t max_bytes, const char* op) {
-    // The common case first, with nothing else to check: the line is already buffered
-    // (bytes are buffered only while the socket is open).
-    std::size_t scanned = buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size(); // bytes searched for '\n'
-    if (max_bytes > 0 && scanned > 0) {
-        if (const void* found = std::memchr(buffer_.bytes(), '\n', scanned))
-            return static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1;
-    } else {
-        scanned = 0;
-    }
     require_open(op);
     if (max_bytes == 0) detail::fail_argument(op, "max_bytes must be at least 1");
     const auto until = deadline();
+    std::size_t scanned = 0; // bytes searched for '\n'
     for (;;) {
         const std::size_t limit = buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
         // memchr on an empty, never-allocated buffer would pass it a null pointer (UB).
@@ -1403,11 +1444,19 @@ inline std::string Client::recv_line(std::size_t max_bytes) {
 }
 
 inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
-    const std::size_t taken = find_line(max_bytes, "recv_line");
-    std::size_t length = taken - 1;
-    if (length > 0 && buffer_.bytes()[length - 1] == '\r') --length;
-    line.resize(length); // no call into the library while the length repeats
-    if (length > 0) std::memcpy(line.data(), buffer_.bytes(), length);
+    // The common case, small enough to inline: the line is already buffered (bytes are
+    // buffered only while the socket is open). find_line does the rest, checks included.
+    const std::size_t ready = max_bytes == 0 ? 0 : buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
+    const char* text = buffer_.bytes();
+    const void* found = ready > 0 ? std::memchr(text, '\n', ready) : nullptr;
+    std::size_t taken = static_cast<std::size_t>(static_cast<const char*>(found) - text) + 1;
+    if (!found) {
+        taken = find_line(max_bytes, "recv_line");
+        text = buffer_.bytes();
+    }
+    const std::size_t length = taken - 1 - (taken > 1 && text[taken - 2] == '\r');
+    if (line.size() != length) line.resize(length); // keeps the capacity; no call while lengths repeat
+    std::memcpy(line.data(), text, length);          // text is not null: it holds the line
     buffer_.consume(taken);
 }
 
@@ -1454,11 +1503,7 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
         addresses[0].ss_family = AF_INET6;
         addresses[1].ss_family = AF_INET;
     } else {
-        detail::AddrInfoList list = detail::resolve("bind", endpoint_, host, port);
-        for (const addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
-            addresses.emplace_back();
-            std::memcpy(&addresses.back(), ai->ai_addr, std::min(sizeof(sockaddr_storage), static_cast<std::size_t>(ai->ai_addrlen)));
-        }
+        addresses = detail::resolve("bind", endpoint_, host, port);
     }
     // With port 0 every address shares the port the OS gave the first; should another
     // program hold that port on a later address, start over with a new one (bounded).
@@ -1471,7 +1516,6 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
             const int family = storage.ss_family;
             if (family == AF_INET6) reinterpret_cast<sockaddr_in6&>(storage).sin6_port = htons(chosen);
             else reinterpret_cast<sockaddr_in&>(storage).sin_port = htons(chosen);
-            const socklen_t length = family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
             Client::Handle s(detail::open_native(family));
             if (s != Client::detail_no_socket()) {
                 detail::prepare_listener(s);
@@ -1479,7 +1523,7 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
                     const int v6only = host.empty() ? 0 : 1;
                     ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6only), sizeof v6only);
                 }
-                if (::bind(s, reinterpret_cast<const sockaddr*>(&storage), length) == 0) {
+                if (::bind(s, reinterpret_cast<const sockaddr*>(&storage), detail::sockaddr_length(storage)) == 0) {
                     detail::set_blocking(s, false); // accept() polls: several listeners and timeouts work alike
                     bound.push_back(std::move(s));
                     if (host.empty()) break; // the dual-stack socket covers IPv4 too
@@ -1519,11 +1563,25 @@ inline std::pair<Client, Address> Server::accept() {
     const std::size_t count = listeners_.size() + 1;
     if (count > 4) many.resize(count);
     detail::pollfd_type* const fds = count > 4 ? many.data() : few;
-    // Try first, poll only when no connection is waiting: a busy server makes one
-    // system call per client.
+    // Poll, then accept: two system calls per client, busy or idle. A blocking accept()
+    // would be one, but nothing portable wakes it for stop(); trying accept() first saves
+    // the poll when clients queue up and costs a third call whenever none is waiting.
     for (;;) {
         if (stopped()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::operation_canceled), "the server was stopped");
         for (std::size_t i = 0; i < listeners_.size(); ++i) {
+            fds[i].fd = listeners_[i];
+            fds[i].events = POLLIN;
+            fds[i].revents = 0;
+        }
+        detail::pollfd_type& wake = fds[count - 1];
+        wake.fd = wake_->socket;
+        wake.events = POLLIN;
+        wake.revents = 0;
+        if (!detail::wait_any(fds, count, deadline, "accept", endpoint_))
+            detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
+        if (wake.revents) drain_wake();
+        for (std::size_t i = 0; i < listeners_.size(); ++i) {
+            if (!fds[i].revents) continue;
             sockaddr_storage storage{};
             socklen_t length = sizeof storage;
             const native_handle_type s = detail::accept_native(listeners_[i], reinterpret_cast<sockaddr*>(&storage), &length);
@@ -1537,17 +1595,6 @@ inline std::pair<Client, Address> Server::accept() {
             if (detail::interrupted(e) || detail::would_block(e) || code == std::errc::connection_aborted) continue;
             detail::fail("accept", endpoint_, code);
         }
-        for (std::size_t i = 0; i < listeners_.size(); ++i) {
-            fds[i].fd = listeners_[i];
-            fds[i].events = POLLIN;
-        }
-        detail::pollfd_type& wake = fds[count - 1];
-        wake.fd = wake_->socket;
-        wake.events = POLLIN;
-        wake.revents = 0;
-        if (!detail::wait_any(fds, count, deadline, "accept", endpoint_))
-            detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
-        if (wake.revents) drain_wake();
     }
 }
 
