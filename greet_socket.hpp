@@ -100,6 +100,8 @@ inline void interrupt_native(SOCKET s) noexcept {
     ::shutdown(s, SD_BOTH);
     ::CancelIoEx(reinterpret_cast<HANDLE>(s), nullptr);
 }
+// shutdown() does not wake an accept() blocked in another thread: accept() polls instead.
+inline SOCKET listener_waker(SOCKET) noexcept { return INVALID_SOCKET; }
 inline int last_error() noexcept { return ::WSAGetLastError(); }
 inline bool interrupted(int e) noexcept { return e == WSAEINTR; }
 inline bool would_block(int e) noexcept { return e == WSAEWOULDBLOCK; }
@@ -232,6 +234,14 @@ constexpr int shut_both = SHUT_RDWR;
 using io_size = std::size_t;
 inline int close_native(int s) noexcept { return ::close(s); } // never retried: the descriptor is gone either way
 inline void interrupt_native(int s) noexcept { ::shutdown(s, SHUT_RDWR); } // ends a recv or send blocked in another thread
+// Linux wakes an accept() blocked in another thread when its listener is shut down, so
+// a lone listener can block in accept() (one system call per client) and stop() shuts
+// down a duplicate of it, which stays valid until close(). Elsewhere accept() polls.
+#ifdef __linux__
+inline int listener_waker(int s) noexcept { return ::fcntl(s, F_DUPFD_CLOEXEC, 0); }
+#else
+inline int listener_waker(int) noexcept { return -1; }
+#endif
 inline int last_error() noexcept { return errno; }
 inline bool interrupted(int e) noexcept { return e == EINTR; }
 inline bool would_block(int e) noexcept { return e == EAGAIN || e == EWOULDBLOCK; }
@@ -578,7 +588,8 @@ public:
     void serve(const Handler& handler, const ServeOptions& options = {});
     // Makes a blocked or later accept() throw Error (std::errc::operation_canceled) and
     // serve() return, within milliseconds. Safe from any thread and from a signal handler
-    // (it stores an atomic flag and sends one byte on a socket; no lock, no allocation);
+    // (it stores an atomic flag, sends one byte on a socket and, on Linux, shuts the
+    // listener down; no lock, no allocation);
     // it is the only async-signal-safe call of the library. It must not race with close()
     // or the destructor. Stays in effect until close().
     void stop() noexcept;
@@ -588,8 +599,10 @@ private:
     struct Wake { // how stop() and finished handlers interrupt a blocked accept()
         std::atomic<bool> stopped{false};
         Client::Handle socket; // a UDP socket on 127.0.0.1 connected to itself
+        Client::Handle listener; // Linux, one listener: its duplicate, which stop() shuts down
     };
     bool drain_wake();
+    void apply_timeout() noexcept;
     std::vector<Client::Handle> listeners_;
     std::unique_ptr<Wake> wake_;
     Timeout timeout_;
@@ -1524,7 +1537,7 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
                     ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6only), sizeof v6only);
                 }
                 if (::bind(s, reinterpret_cast<const sockaddr*>(&storage), detail::sockaddr_length(storage)) == 0) {
-                    detail::set_blocking(s, false); // accept() polls: several listeners and timeouts work alike
+                    detail::set_blocking(s, false); // accept() polls, unless apply_timeout() says otherwise
                     bound.push_back(std::move(s));
                     if (host.empty()) break; // the dual-stack socket covers IPv4 too
                     if (chosen == 0) chosen = detail::socket_address(bound.back(), false, "bind", endpoint_).port;
@@ -1542,6 +1555,8 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
         if (bound.empty()) break;
         wake_ = detail::open_wake_socket<Wake>(endpoint_);
         listeners_ = std::move(bound);
+        if (listeners_.size() == 1) wake_->listener = detail::listener_waker(listeners_.front());
+        apply_timeout();
         endpoint_ = detail::endpoint_text(host, chosen);
         return;
     }
@@ -1563,25 +1578,29 @@ inline std::pair<Client, Address> Server::accept() {
     const std::size_t count = listeners_.size() + 1;
     if (count > 4) many.resize(count);
     detail::pollfd_type* const fds = count > 4 ? many.data() : few;
-    // Poll, then accept: two system calls per client, busy or idle. A blocking accept()
-    // would be one, but nothing portable wakes it for stop(); trying accept() first saves
-    // the poll when clients queue up and costs a third call whenever none is waiting.
+    // A lone listener on Linux without a timeout blocks in accept(): one system call per
+    // client, and stop() wakes it. Otherwise poll the listeners and the wake socket, then
+    // accept: two calls per client (trying accept() first would save the poll when
+    // clients queue up, and cost a third call whenever none is waiting).
+    const bool blocking = wake_->listener != Client::detail_no_socket() && !timeout_;
     for (;;) {
         if (stopped()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::operation_canceled), "the server was stopped");
-        for (std::size_t i = 0; i < listeners_.size(); ++i) {
-            fds[i].fd = listeners_[i];
-            fds[i].events = POLLIN;
-            fds[i].revents = 0;
+        if (!blocking) {
+            for (std::size_t i = 0; i < listeners_.size(); ++i) {
+                fds[i].fd = listeners_[i];
+                fds[i].events = POLLIN;
+                fds[i].revents = 0;
+            }
+            detail::pollfd_type& wake = fds[count - 1];
+            wake.fd = wake_->socket;
+            wake.events = POLLIN;
+            wake.revents = 0;
+            if (!detail::wait_any(fds, count, deadline, "accept", endpoint_))
+                detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
+            if (wake.revents) drain_wake();
         }
-        detail::pollfd_type& wake = fds[count - 1];
-        wake.fd = wake_->socket;
-        wake.events = POLLIN;
-        wake.revents = 0;
-        if (!detail::wait_any(fds, count, deadline, "accept", endpoint_))
-            detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
-        if (wake.revents) drain_wake();
         for (std::size_t i = 0; i < listeners_.size(); ++i) {
-            if (!fds[i].revents) continue;
+            if (!blocking && !fds[i].revents) continue;
             sockaddr_storage storage{};
             socklen_t length = sizeof storage;
             const native_handle_type s = detail::accept_native(listeners_[i], reinterpret_cast<sockaddr*>(&storage), &length);
@@ -1593,6 +1612,7 @@ inline std::pair<Client, Address> Server::accept() {
             // A client that gave up before accept() ran is no error of the server's.
             const std::error_code code = detail::os_error(e);
             if (detail::interrupted(e) || detail::would_block(e) || code == std::errc::connection_aborted) continue;
+            if (stopped()) break; // the listener was shut down (EINVAL): reported above
             detail::fail("accept", endpoint_, code);
         }
     }
@@ -1610,7 +1630,8 @@ inline void Server::stop() noexcept {
     if (!wake_) return;
     wake_->stopped.store(true);
     const char byte = 0;
-    (void)::send(wake_->socket, &byte, 1, 0); // send() is async-signal-safe
+    (void)::send(wake_->socket, &byte, 1, 0); // send() and shutdown() are async-signal-safe
+    if (wake_->listener != Client::detail_no_socket()) (void)::shutdown(wake_->listener, detail::shut_both);
 }
 
 inline void Server::close() noexcept {
@@ -1732,6 +1753,12 @@ inline void Server::serve(const Handler& handler, const ServeOptions& options) {
 inline void Server::set_timeout(Timeout timeout) {
     if (timeout && timeout->count() < 0) detail::fail_argument("set_timeout", "the timeout must not be negative");
     timeout_ = timeout;
+    apply_timeout();
+}
+
+// accept() blocks in the OS only on a lone Linux listener without a timeout.
+inline void Server::apply_timeout() noexcept {
+    if (wake_ && wake_->listener != Client::detail_no_socket()) detail::set_blocking(listeners_.front(), !timeout_);
 }
 
 inline Address Server::local_address() const {
