@@ -465,6 +465,10 @@ public:
     std::size_t recv_into(char* into, std::size_t max_bytes);
     void recv_exact_into(char* into, std::size_t n);
     void recv_line(std::string& line, std::size_t max_bytes = 65536);
+    // recv_line without the copy: a view of the line inside the connection's buffer,
+    // valid until the next call on this Client (or its move or destruction). For loops
+    // that look at each line once; keep what you need as a std::string.
+    std::string_view recv_line_view(std::size_t max_bytes = 65536);
 
     // connect, send and every recv wait at most this long; nullopt waits forever (the
     // default). Throws: Error (EINVAL) for a negative timeout.
@@ -1288,9 +1292,11 @@ inline std::size_t Client::read_some(char* into, std::size_t n, std::chrono::ste
         if (!wait(POLLIN, until)) fail_timeout(op);
     }
 }
-// Appends one OS receive to the buffer; the count read (0 at end of stream).
+// Appends one OS receive to the buffer, as large as the room it has (at least 64 KiB);
+// the count read (0 at end of stream).
 inline std::size_t Client::fill(std::chrono::steady_clock::time_point until, const char* op) {
-    const std::size_t n = read_some(buffer_.prepare(detail::chunk), detail::chunk, until, op);
+    char* into = buffer_.prepare(detail::chunk);
+    const std::size_t n = read_some(into, buffer_.capacity - buffer_.end, until, op);
     buffer_.commit(n);
     return n;
 }
@@ -1457,6 +1463,12 @@ inline std::string Client::recv_line(std::size_t max_bytes) {
 }
 
 inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
+    const std::string_view text = recv_line_view(max_bytes);
+    if (line.size() != text.size()) line.resize(text.size()); // keeps the capacity; no call while lengths repeat
+    std::memcpy(line.data(), text.data(), text.size());          // text.data() is not null: the buffer held the line
+}
+
+inline std::string_view Client::recv_line_view(std::size_t max_bytes) {
     // The common case, small enough to inline: the line is already buffered (bytes are
     // buffered only while the socket is open). find_line does the rest, checks included.
     const std::size_t ready = max_bytes == 0 ? 0 : buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
@@ -1468,9 +1480,8 @@ inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
         text = buffer_.bytes();
     }
     const std::size_t length = taken - 1 - (taken > 1 && text[taken - 2] == '\r');
-    if (line.size() != length) line.resize(length); // keeps the capacity; no call while lengths repeat
-    std::memcpy(line.data(), text, length);          // text is not null: it holds the line
-    buffer_.consume(taken);
+    buffer_.consume(taken); // the bytes stay in place until the next receive
+    return {text, length};
 }
 
 inline void Client::set_timeout(Timeout timeout) {

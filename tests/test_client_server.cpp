@@ -271,6 +271,19 @@ TEST_CASE("recv_line splits on \\n and \\r\\n", "[client_server]") {
         CHECK(test::recv_some(pair.client, long_line.size()) == long_line);
         CHECK(pair.client.recv_line(16) == "after");
     }
+    SECTION("recv_line(line) and recv_line_view return the same lines") {
+        pair.accepted.send("one\r\ntwo\n\nthree\n");
+        std::string line = "a longer line than any of these";
+        pair.client.recv_line(line);
+        CHECK(line == "one");
+        CHECK(pair.client.recv_line_view() == "two");
+        pair.client.recv_line(line);
+        CHECK(line.empty());
+        const std::string_view view = pair.client.recv_line_view();
+        CHECK(view == "three");
+        pair.accepted.close();
+        CHECK(test::thrown<greet::ClosedError>([&] { pair.client.recv_line_view(); }));
+    }
     SECTION("a line arriving in pieces") {
         auto writer = test::start([&pair] {
             for (const char* piece : {"pie", "ce", "s\r", "\nnext", "\n"}) pair.accepted.send(piece);
@@ -305,7 +318,9 @@ void mix_receives(bool with_timeout) {
         const std::size_t left = stream.size() - received.size();
         switch (turn % 4) {
         case 0:
-            if (stream.find('\n', received.size()) != std::string::npos) received += pair.client.recv_line() + "\n";
+            if (stream.find('\n', received.size()) == std::string::npos) break;
+            if (turn / 4 % 2) received.append(pair.client.recv_line_view()) += '\n';
+            else received += pair.client.recv_line() + "\n";
             break;
         case 1: received += pair.client.recv_exact(std::min<std::size_t>(left, 1 + turn % 300)); break;
         case 2: received += pair.client.recv(1 + turn % 500); break;
