@@ -109,18 +109,6 @@ std::string header(std::uint32_t n) {
     return std::string(bytes, 4);
 }
 
-// Everything until the peer has closed, through recv; bounded by limit bytes.
-std::string recv_until_closed(greet::Client& client, std::size_t limit = 1 << 20) {
-    std::string out;
-    for (std::size_t turn = 0; turn <= limit; ++turn) {
-        const std::string part = client.recv(65536);
-        if (part.empty()) return out;
-        out += part;
-        if (out.size() > limit) break;
-    }
-    throw std::runtime_error("the stream did not end within " + std::to_string(limit) + " bytes");
-}
-
 // Runs f and returns the greet::Error it threw; nullopt when it threw nothing.
 template <class E = greet::Error, class F>
 std::optional<E> thrown(F&& f) {
@@ -313,7 +301,7 @@ TEST_CASE("a peer closing inside a message: ClosedError, and recv returns the pa
     REQUIRE(error);
     CHECK(error->code() == greet::errc::peer_closed);
     CHECK(error->code() == greet::make_error_code(greet::errc::peer_closed));
-    CHECK(recv_until_closed(pair.accepted) == partial);
+    CHECK(test::recv_all(pair.accepted, 1 << 20) == partial);
     // At the end of the stream with nothing left, it is still a ClosedError.
     REQUIRE_THROWS_AS(pair.accepted.recv_message(), greet::ClosedError);
 }
@@ -377,7 +365,7 @@ TEST_CASE("messages mixed with lines and raw receives lose no byte", "[framing]"
     CHECK(pair.accepted.recv_message().empty());
     CHECK(pair.accepted.recv_exact(10) == "last line\n");
     CHECK(pair.accepted.recv_message(2) == "\n\n");
-    CHECK(recv_until_closed(pair.accepted) == "end");
+    CHECK(test::recv_all(pair.accepted, 1 << 20) == "end");
     sender.get();
 }
 
