@@ -328,6 +328,18 @@ double run(const std::string& workload, long count) {
 // --- greet_socket: the calls the README teaches.
 namespace greet_bench {
 
+// The server of w2 and w4: one connection, answered request by request until the client closes.
+template <class Answer>
+std::thread answer_until_closed(greet::Server& listening, Answer answer) {
+    return std::thread([&listening, answer] {
+        auto [c, peer] = listening.accept();
+        try {
+            for (;;) answer(c);
+        } catch (const greet::ClosedError&) {
+        }
+    });
+}
+
 double run(const std::string& workload, long count) {
     greet::Server listening("127.0.0.1", 0);
     const std::uint16_t port = listening.local_address().port;
@@ -349,13 +361,7 @@ double run(const std::string& workload, long count) {
         c.recv_exact(1);
         rate = static_cast<double>(count) * 16 * bulk_piece / 1e6 / seconds_since(start);
     } else if (workload == "w2") {
-        server = std::thread([&] {
-            auto [c, peer] = listening.accept();
-            try {
-                for (;;) c.send(c.recv_exact(ping_size));
-            } catch (const greet::ClosedError&) {
-            }
-        });
+        server = answer_until_closed(listening, [](greet::Client& c) { c.send(c.recv_exact(ping_size)); });
         greet::Client c("127.0.0.1", port);
         const std::string ping(ping_size, 'p');
         const auto start = begin();
@@ -380,13 +386,7 @@ double run(const std::string& workload, long count) {
         }
         rate = static_cast<double>(count) / seconds_since(start);
     } else if (workload == "w4") {
-        server = std::thread([&] {
-            auto [c, peer] = listening.accept();
-            try {
-                for (;;) c.send_message(c.recv_message());
-            } catch (const greet::ClosedError&) {
-            }
-        });
+        server = answer_until_closed(listening, [](greet::Client& c) { c.send_message(c.recv_message()); });
         greet::Client c("127.0.0.1", port);
         const std::string message(message_size, 'm');
         const auto start = begin();
