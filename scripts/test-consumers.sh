@@ -34,11 +34,12 @@ unset PKG_CONFIG_PATH PKG_CONFIG_LIBDIR CMAKE_PREFIX_PATH
 
 # --- helpers -----------------------------------------------------------------------
 
-# A consumer project: the route's files and the shared main.cpp, in a fresh directory.
+# A consumer project: the route's files and the shared main.cpp and leak-checks.cmake,
+# in a fresh directory.
 new_consumer() { # route, directory
   mkdir -p "$2"
   cp -R "$consumers/$1/." "$2/"
-  cp "$consumers/main.cpp" "$2/"
+  cp "$consumers/main.cpp" "$consumers/leak-checks.cmake" "$2/"
 }
 
 # The project as a user vendors it: the source tree without .git and build output.
