@@ -25,6 +25,21 @@ using namespace std::chrono_literals;
 // ends the test instead of hanging it.
 constexpr std::chrono::milliseconds guard = 10s;
 
+// Whether this build runs under ThreadSanitizer (GCC defines __SANITIZE_THREAD__, clang
+// answers __has_feature). It starts a thread of its own during the run, so a test that
+// counts the process's threads cannot expect an exact number under it.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_thread_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_thread_sanitizer = true;
+#else
+constexpr bool under_thread_sanitizer = false;
+#endif
+#else
+constexpr bool under_thread_sanitizer = false;
+#endif
+
 // Runs f and returns the exception of type E it threw; nullopt when it threw nothing.
 // Any other exception escapes, and Catch reports it as a failure.
 template <class E, class F>

@@ -491,7 +491,11 @@ TEST_CASE("stop() with clients connected: grace, cut-off, and nothing left behin
     server.reset();
     CHECK(open_descriptors() == descriptors_before);
     // serve joined every handler thread, and Serving joined serve's own thread.
-    CHECK(threads_settle_to(threads_before));
+    if (test::under_thread_sanitizer) {
+        WARN("threads are not counted under ThreadSanitizer, which starts one of its own");
+    } else {
+        CHECK(threads_settle_to(threads_before));
+    }
 #endif
 }
 
