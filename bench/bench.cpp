@@ -1,6 +1,6 @@
 // One workload, one implementation, one number: the rate, on stdout.
 //
-//     bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5> <count>
+//     bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5|w5view> <count>
 //
 // Each run starts its own server on 127.0.0.1, port 0, on a thread, runs the client
 // against it, and prints the client's rate (w1: MB/s; w2, w4: round trips/s; w3:
@@ -395,7 +395,8 @@ double run(const std::string& workload, long count) {
             if (c.recv_message().size() != message_size) die("w4");
         }
         rate = static_cast<double>(count) / seconds_since(start);
-    } else if (workload == "w5") {
+    } else if (workload == "w5" || workload == "w5view") {
+        const bool view = workload == "w5view"; // recv_line_view: no copy, as the hand parser
         server = std::thread([&] {
             auto [c, peer] = listening.accept();
             const std::string block = line_block();
@@ -407,9 +408,13 @@ double run(const std::string& workload, long count) {
         const auto start = begin();
         try {
             for (;;) {
-                c.recv_line(line);
+                if (view) {
+                    bytes += c.recv_line_view().size();
+                } else {
+                    c.recv_line(line);
+                    bytes += line.size();
+                }
                 ++lines;
-                bytes += line.size();
             }
         } catch (const greet::ClosedError&) {
         }

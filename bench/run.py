@@ -43,8 +43,10 @@ def implementations(workload, bench, has_asio):
     if workload == "w4":
         # The two-send framing stalls about 80 ms a round trip: a few dozen are enough.
         rows.append(("raw two sends (naive)", [bench, "raw", "w4naive"], 0.0012))
-    greet_label = {"w4": "greet send_message/recv_message", "w5": "greet recv_line"}.get(workload, "greet_socket")
+    greet_label = {"w4": "greet send_message/recv_message", "w5": "greet recv_line(line)"}.get(workload, "greet_socket")
     rows.append((greet_label, [bench, "greet", workload], 1.0))
+    if workload == "w5":
+        rows.append(("greet recv_line_view", [bench, "greet", "w5view"], 1.0))
     if has_asio:
         rows.append(({"w5": "asio read_until"}.get(workload, "asio (sync)"), [bench, "asio", workload], 1.0))
     rows.append(({"w5": "python readline"}.get(workload, "python socket"), python + [workload], 1.0))
