@@ -42,7 +42,7 @@ constexpr bool under_thread_sanitizer = false;
 
 // Runs f and returns the exception of type E it threw; nullopt when it threw nothing.
 // Any other exception escapes, and Catch reports it as a failure.
-template <class E, class F>
+template <class E = greet::Error, class F>
 std::optional<E> thrown(F&& f) {
     try {
         f();

@@ -109,17 +109,6 @@ std::string header(std::uint32_t n) {
     return std::string(bytes, 4);
 }
 
-// Runs f and returns the greet::Error it threw; nullopt when it threw nothing.
-template <class E = greet::Error, class F>
-std::optional<E> thrown(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e;
-    }
-    return std::nullopt;
-}
-
 #ifndef _WIN32
 // Bytes the kernel holds for this socket that no recv has taken yet.
 int unread_in_kernel(int fd) {
@@ -199,7 +188,7 @@ TEST_CASE("max_bytes + 1 is refused before the payload is read or allocated and 
     std::size_t largest = 0;
     {
         AllocationProbe probe;
-        error = thrown([&] { pair.accepted.recv_message(max_bytes); });
+        error = test::thrown([&] { pair.accepted.recv_message(max_bytes); });
         largest = probe.largest();
     }
     REQUIRE(error);
@@ -227,7 +216,7 @@ TEST_CASE("a declared length of 4 GiB - 1 is refused with the default max_bytes,
     std::size_t largest = 0;
     {
         AllocationProbe probe;
-        error = thrown([&] { pair.accepted.recv_message(); });
+        error = test::thrown([&] { pair.accepted.recv_message(); });
         largest = probe.largest();
     }
     REQUIRE(error);
@@ -297,7 +286,7 @@ TEST_CASE("a peer closing inside a message: ClosedError, and recv returns the pa
     pair.client.close();
 
     if (whole_first) CHECK(pair.accepted.recv_message() == "whole");
-    const auto error = thrown<greet::ClosedError>([&] { pair.accepted.recv_message(); });
+    const auto error = test::thrown<greet::ClosedError>([&] { pair.accepted.recv_message(); });
     REQUIRE(error);
     CHECK(error->code() == greet::errc::peer_closed);
     CHECK(error->code() == greet::make_error_code(greet::errc::peer_closed));
@@ -311,7 +300,7 @@ TEST_CASE("a peer closing between messages ends recv_message with ClosedError", 
     pair.client.send_message("one");
     pair.client.close();
     CHECK(pair.accepted.recv_message() == "one");
-    const auto error = thrown<greet::ClosedError>([&] { pair.accepted.recv_message(); });
+    const auto error = test::thrown<greet::ClosedError>([&] { pair.accepted.recv_message(); });
     REQUIRE(error);
     CHECK(error->code() == greet::errc::peer_closed);
     CHECK(pair.accepted.recv(10).empty());
@@ -331,7 +320,7 @@ TEST_CASE("send_line and recv_line round trip", "[framing]") {
     SECTION("a line holding '\\n' is refused and nothing is sent") {
         for (const char* bad : {"two\nlines", "\n", "trailing\n"}) {
             INFO(bad);
-            const auto error = thrown([&] { pair.client.send_line(bad); });
+            const auto error = test::thrown([&] { pair.client.send_line(bad); });
             REQUIRE(error);
             CHECK(error->code() == std::errc::invalid_argument);
         }
