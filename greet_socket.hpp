@@ -1474,8 +1474,10 @@ inline std::string_view Client::recv_line_view(std::size_t max_bytes) {
     const std::size_t ready = max_bytes == 0 ? 0 : buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
     const char* text = buffer_.bytes();
     const void* found = ready > 0 ? std::memchr(text, '\n', ready) : nullptr;
-    std::size_t taken = static_cast<std::size_t>(static_cast<const char*>(found) - text) + 1;
-    if (!found) {
+    std::size_t taken = 0;
+    if (found) {
+        taken = static_cast<std::size_t>(static_cast<const char*>(found) - text) + 1;
+    } else {
         taken = find_line(max_bytes, "recv_line");
         text = buffer_.bytes();
     }
