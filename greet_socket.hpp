@@ -103,6 +103,7 @@ inline void interrupt_native(SOCKET s) noexcept {
 // shutdown() does not wake an accept() blocked in another thread: accept() polls instead.
 inline SOCKET listener_waker(SOCKET) noexcept { return INVALID_SOCKET; }
 inline int last_error() noexcept { return ::WSAGetLastError(); }
+inline void set_last_error(int e) noexcept { ::WSASetLastError(e); }
 inline bool interrupted(int e) noexcept { return e == WSAEINTR; }
 inline bool would_block(int e) noexcept { return e == WSAEWOULDBLOCK; }
 inline bool in_progress(int e) noexcept { return e == WSAEWOULDBLOCK || e == WSAEINPROGRESS; }
@@ -243,6 +244,7 @@ inline int listener_waker(int s) noexcept { return ::fcntl(s, F_DUPFD_CLOEXEC, 0
 inline int listener_waker(int) noexcept { return -1; }
 #endif
 inline int last_error() noexcept { return errno; }
+inline void set_last_error(int e) noexcept { errno = e; }
 inline bool interrupted(int e) noexcept { return e == EINTR; }
 inline bool would_block(int e) noexcept { return e == EAGAIN || e == EWOULDBLOCK; }
 inline bool in_progress(int e) noexcept { return e == EINPROGRESS || e == EINTR; }
@@ -395,9 +397,9 @@ void print(std::string_view text);                               // text + '\n',
 
 using Timeout = std::optional<std::chrono::milliseconds>;
 
-// A connected TCP stream. Move-only; closes on destruction. Different Clients may be
-// used from different threads; one Client by one thread at a time, except that one
-// thread may send while another receives.
+// A connected TCP stream. Move-only; closes on destruction. Threads: different Clients
+// may be used from different threads at once; one Client by one thread at a time,
+// except that one thread may send while another receives (chaos mode included).
 class Client {
 public:
     Client() = default; // nothing opened yet
@@ -429,8 +431,9 @@ public:
     // Whole messages on a stream. send_line sends text + '\n' and send_message a 4-byte
     // big-endian length + the payload, each in one system call (so Nagle's algorithm
     // never holds back the second half of a small request). Both return the bytes sent.
-    // Throws: as send(); Error (EINVAL) for a line holding '\n'; Error (EMSGSIZE) for a
-    // payload of 4 GiB or more.
+    // Throws: as send(); Error (EINVAL) for a line holding '\n' or ending in '\r' (which
+    // recv_line would take for part of the line's end); Error (EMSGSIZE) for a payload of
+    // 4 GiB or more.
     std::size_t send_line(std::string_view text);
     std::size_t send_message(std::string_view payload);
     // One whole message from send_message. Throws: Error (EMSGSIZE) when the declared
@@ -441,10 +444,14 @@ public:
     // Every receive returns buffered bytes first, so whatever one call read from the OS
     // and did not return (a held-back character, the rest after a line, a recv_exact cut
     // short by a timeout or a close) comes back from the next call, whichever it is.
-    // Each throws TimeoutError when a timeout is set and nothing arrives in time; the
-    // connection stays usable. max_bytes (or n) must be at least 1.
+    // Each throws TimeoutError when a timeout is set and the whole call (however the bytes
+    // trickle in) does not finish in time; the connection stays usable. max_bytes (or n)
+    // must be at least 1. A result that cannot be allocated (recv_exact(SIZE_MAX), a
+    // process out of memory) is Error (ENOMEM), and its bytes stay unread; std::bad_alloc
+    // escapes only when even an error message or a few bytes of bookkeeping cannot be had.
 
-    // 1..max_bytes bytes; "" once the peer has closed (like Python).
+    // 1..max_bytes bytes; "" once the peer has closed (like Python). The cost follows the
+    // bytes received, not max_bytes: recv(SIZE_MAX) is fine.
     std::string recv(std::size_t max_bytes);
     // Like recv, but only whole UTF-8 characters: an incomplete character at the end is
     // held back for the next call. max_bytes must be at least 4 (one character).
@@ -453,9 +460,10 @@ public:
     std::string recv_text(std::size_t max_bytes);
     // Exactly n bytes. Throws: ClosedError if the peer closes first (nothing is lost).
     std::string recv_exact(std::size_t n);
-    // The bytes before the next '\n', without it (and without a '\r' before it). At most
-    // max_bytes may come before the '\n'. Throws: Error (EMSGSIZE) past max_bytes;
-    // ClosedError at the end of the stream or inside an unfinished line.
+    // The bytes before the next '\n', without it (and without a '\r' before it). The line
+    // itself may hold max_bytes bytes; its "\n" or "\r\n" does not count. Throws: Error
+    // (EMSGSIZE) for a longer line, which stays unread; ClosedError at the end of the
+    // stream or inside an unfinished line.
     std::string recv_line(std::size_t max_bytes = 65536);
     // The same three into memory the caller owns, for loops that must not allocate per
     // call (each makes the system calls its twin makes, and no more). recv_into reads
@@ -492,16 +500,20 @@ public:
 private:
     friend class Server;
     static native_handle_type detail_no_socket() noexcept;
-    Client(native_handle_type socket, Address peer);
+    Client(native_handle_type socket, const sockaddr_storage& peer); // owns socket from the first instruction
     void require_open(const char* op) const;
     void apply_timeout() noexcept;
     bool wait(short events, std::chrono::steady_clock::time_point deadline) const;
     std::chrono::steady_clock::time_point deadline() const noexcept;
     std::size_t read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op);
     std::size_t fill(std::chrono::steady_clock::time_point until, const char* op);
-    void read_rest(char* out, std::size_t size, std::size_t have, std::string_view unread_prefix,
-                   std::chrono::steady_clock::time_point until, const char* op);
+    void read_rest(char* out, std::size_t size, std::string_view unread_prefix, std::chrono::steady_clock::time_point until,
+                   const char* op);
     std::size_t find_line(std::size_t max_bytes, const char* op);
+    std::string_view take_line(std::size_t taken, std::size_t max_bytes, const char* op);
+    std::string result_of(std::size_t n, const char* op) const;
+    std::string result_from(const char* bytes, std::size_t n, const char* op);
+    void check_deadline(std::chrono::steady_clock::time_point until, const char* op) const;
     std::size_t send_pieces(std::string_view first, std::string_view second, const char* op);
     void check_cancelled(const char* op) const;
     [[noreturn]] void fail(const char* op, std::error_code code, std::string_view note = {}) const;
@@ -540,17 +552,24 @@ private:
     Buffer buffer_;
     Timeout timeout_;
     Address peer_;
-    std::string endpoint_;                          // "host:port" as the user named it, for error messages
-    const std::atomic<bool>* cancelled_ = nullptr; // set by Server::serve when it cuts handlers off
-    std::uint64_t chaos_ = 0;                      // chaos mode's random state; 0 is off
+    std::string endpoint_; // "host:port" as the user named it, for error messages
+    // Set by Server::serve when it cuts this connection off; shared, so that a Client moved
+    // out of its handler never points into serve()'s frame.
+    std::shared_ptr<const std::atomic<bool>> cancelled_;
+    // Chaos mode's random states (0 is off), one per direction: one thread may send while
+    // another receives.
+    std::uint64_t chaos_recv_ = 0, chaos_send_ = 0;
 };
 
 // Options of Server::serve.
 struct ServeOptions {
     std::size_t max_clients = 64; // handlers running at once; further clients wait in the backlog
-    std::chrono::milliseconds grace = std::chrono::seconds(5); // stop() waits this long for handlers
+    // stop() waits this long for handlers; milliseconds::max() waits as long as they take.
+    std::chrono::milliseconds grace = std::chrono::seconds(5);
     // Called with an exception that escaped a handler (a ClosedError, the client leaving,
-    // is not reported) or an accept failure. Default: a line on stderr.
+    // is not reported), an accept failure, or a client refused because no thread or memory
+    // could be had for it (the only case in which serve() refuses a client; the report
+    // says so). Default: a line on stderr.
     std::function<void(const Address& peer, const std::exception& error)> on_error;
 };
 
@@ -573,7 +592,8 @@ public:
     // backlog bounds the queue of connections the OS has completed but accept() has not
     // yet taken; it is not a limit on clients. Throws: Error when not bound.
     void listen(int backlog = SOMAXCONN);
-    // Waits for the next client. Throws: TimeoutError; Error (EMFILE when out of descriptors).
+    // Waits for the next client. Throws: TimeoutError; Error (EMFILE when out of
+    // descriptors; EINVAL before listen(); ECANCELED after stop()).
     std::pair<Client, Address> accept();
     // accept waits at most this long; nullopt waits forever (the default).
     void set_timeout(Timeout timeout);
@@ -587,15 +607,18 @@ public:
     // that client only. When stopped, serve closes the listening sockets, waits up to
     // options.grace for running handlers, then shuts the rest of the connections down
     // (their blocked receive or send throws Error with std::errc::operation_canceled),
-    // joins every thread and returns. Throws: Error when not listening.
+    // joins every thread and returns. An idle serve() sleeps in the OS, whatever timeout
+    // accept() has. A handler may move its Client out (to keep the connection on a
+    // thread of its own); serve() then neither waits for nor shuts down that connection.
+    // Throws: Error (EINVAL) when not listening.
     using Handler = std::function<void(Client& client, const Address& peer)>;
     void serve(const Handler& handler, const ServeOptions& options = {});
     // Makes a blocked or later accept() throw Error (std::errc::operation_canceled) and
     // serve() return, within milliseconds. Safe from any thread and from a signal handler
     // (it stores an atomic flag, sends one byte on a socket and, on Linux, shuts the
     // listener down; no lock, no allocation);
-    // it is the only async-signal-safe call of the library. It must not race with close()
-    // or the destructor. Stays in effect until close().
+    // it is the only async-signal-safe call of the library, and leaves errno as it found
+    // it. It must not race with bind(), close() or the destructor. Stays in effect until close().
     void stop() noexcept;
     bool stopped() const noexcept { return wake_ && wake_->stopped.load(); }
 
@@ -606,11 +629,16 @@ private:
         Client::Handle listener; // Linux, one listener: its duplicate, which stop() shuts down
     };
     bool drain_wake();
+    void sleep_until_woken(std::chrono::steady_clock::time_point until);
     void apply_timeout() noexcept;
+    std::pair<Client, Address> accept_until(std::chrono::steady_clock::time_point deadline);
+    void require_listening(const char* op) const;
+    class Sessions;
     std::vector<Client::Handle> listeners_;
     std::unique_ptr<Wake> wake_;
     Timeout timeout_;
     std::string endpoint_;
+    bool listening_ = false;
 };
 
 } // namespace greet
@@ -626,7 +654,11 @@ namespace detail {
 
 using Clock = std::chrono::steady_clock;
 constexpr Clock::time_point no_deadline = Clock::time_point::max();
-constexpr std::size_t chunk = 65536; // how much a buffered read asks the OS for
+constexpr std::size_t chunk = 65536;     // how much a buffered read asks the OS for
+constexpr std::size_t stack_read = 4096; // receives up to this size read onto the stack
+
+// How many bytes may hold a line of max_bytes and its "\r\n".
+constexpr std::size_t line_window(std::size_t max_bytes) noexcept { return max_bytes > SIZE_MAX - 2 ? SIZE_MAX : max_bytes + 2; }
 
 // The text of every error: "<op> <endpoint>: <NAME> (<OS text>): <note or hint>".
 struct ErrorInfo {
@@ -651,6 +683,8 @@ inline const ErrorInfo* find_error_info(std::error_code code) noexcept {
         {std::errc::too_many_files_open, "EMFILE", "Too many open files", "the process is out of descriptors; close sockets no longer in use"},
         {std::errc::too_many_files_open_in_system, "ENFILE", "Too many open files in system", "the system is out of descriptors"},
         {std::errc::no_buffer_space, "ENOBUFS", "No buffer space available", nullptr},
+        {std::errc::resource_unavailable_try_again, "EAGAIN", "Resource temporarily unavailable", nullptr},
+        {std::errc::not_enough_memory, "ENOMEM", "Cannot allocate memory", nullptr},
         {std::errc::not_connected, "ENOTCONN", "Not connected", "connect first, or the socket was closed"},
         {std::errc::already_connected, "EISCONN", "Already connected", "close() first"},
         {std::errc::invalid_argument, "EINVAL", "Invalid argument", nullptr},
@@ -691,6 +725,62 @@ template <class E = Error>
     fail(op, {}, std::make_error_code(std::errc::invalid_argument), note);
 }
 
+// One step of RFC 3629 decoding (Unicode Table 3-7). On failure, length is the maximal
+// subpart of the ill-formed sequence, which sanitize replaces with one U+FFFD.
+struct Utf8Step {
+    std::size_t length;
+    char32_t code_point;
+    bool valid;
+    bool truncated; // ill-formed only because the input ended: more bytes could complete it
+};
+inline Utf8Step utf8_step(const unsigned char* p, std::size_t n) noexcept {
+    const unsigned char lead = p[0];
+    if (lead < 0x80) return {1, lead, true, false};
+    std::size_t need = 0;
+    char32_t cp = 0;
+    unsigned char low = 0x80, high = 0xBF; // the valid range of the second byte
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        need = 1, cp = lead & 0x1Fu;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+        need = 2, cp = lead & 0x0Fu;
+        if (lead == 0xE0) low = 0xA0;       // no overlong forms
+        else if (lead == 0xED) high = 0x9F; // no surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+        need = 3, cp = lead & 0x07u;
+        if (lead == 0xF0) low = 0x90;       // no overlong forms
+        else if (lead == 0xF4) high = 0x8F; // nothing past U+10FFFF
+    } else {
+        return {1, 0, false, false};
+    }
+    for (std::size_t i = 1; i <= need; ++i) {
+        if (i >= n) return {i, 0, false, true};
+        const unsigned char byte = p[i];
+        if (byte < low || byte > high) return {i, 0, false, false};
+        cp = (cp << 6) | (byte & 0x3Fu);
+        low = 0x80, high = 0xBF;
+    }
+    return {need + 1, cp, true, false};
+}
+
+// User input as it goes into a message: control bytes and bytes that are not UTF-8 as
+// \xNN, so a NUL cannot cut the message short and the text stays valid UTF-8.
+inline std::string printable(std::string_view text) {
+    std::string out;
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    for (std::size_t i = 0; i < text.size();) {
+        const Utf8Step step = utf8_step(p + i, text.size() - i);
+        if (step.valid && p[i] >= 0x20 && p[i] != 0x7F) {
+            out.append(text.data() + i, step.length);
+            i += step.length;
+            continue;
+        }
+        const char* digits = "0123456789ABCDEF";
+        out.append({'\\', 'x', digits[p[i] >> 4], digits[p[i] & 15]});
+        ++i;
+    }
+    return out;
+}
+
 // Brackets around an IPv6 literal are how people write it next to a port; drop them.
 inline std::string host_text(std::string_view host) {
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -709,7 +799,7 @@ inline Clock::time_point deadline_after(Timeout timeout) noexcept {
 
 // "host:port" for messages; "" (every interface) shows as "*".
 inline std::string endpoint_text(std::string_view host, std::uint16_t port) {
-    return host.empty() ? "*:" + std::to_string(port) : Address{host_text(host), port}.to_string();
+    return host.empty() ? "*:" + std::to_string(port) : Address{printable(host_text(host)), port}.to_string();
 }
 
 inline socklen_t sockaddr_length(const sockaddr_storage& storage) noexcept {
@@ -752,8 +842,11 @@ inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_vi
     const std::unique_ptr<addrinfo, Free> owner(list);
     out.clear();
     for (const addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
-        out.emplace_back();
-        std::memcpy(&out.back(), ai->ai_addr, std::min(sizeof(sockaddr_storage), static_cast<std::size_t>(ai->ai_addrlen)));
+        sockaddr_storage address{};
+        std::memcpy(&address, ai->ai_addr, std::min(sizeof address, static_cast<std::size_t>(ai->ai_addrlen)));
+        // A name listed twice (two lines of a hosts file) must not bind its address twice.
+        const auto same = [&](const sockaddr_storage& seen) { return std::memcmp(&seen, &address, sizeof address) == 0; };
+        if (std::none_of(out.begin(), out.end(), same)) out.push_back(address);
     }
     return out;
 }
@@ -826,6 +919,8 @@ inline std::uint64_t chaos_next(std::uint64_t& state) noexcept {
     return z ^ (z >> 31);
 }
 inline std::uint64_t chaos_state(std::uint64_t seed) noexcept { return chaos_next(seed) | 1; } // never 0 (off)
+// The sending direction's state, drawn from the receiving one's (0 stays off).
+inline std::uint64_t chaos_send_state(std::uint64_t recv_state) noexcept { return recv_state ? chaos_state(recv_state) : 0; }
 inline std::size_t chaos_piece(std::uint64_t& state, std::size_t n) noexcept {
     if (state == 0 || n <= 1) return n;
     return std::min<std::size_t>(n, 1 + static_cast<std::size_t>(chaos_next(state) % 16));
@@ -857,43 +952,6 @@ inline bool wait_any(pollfd_type* fds, std::size_t count, Clock::time_point dead
         int e = last_error();
         if (!interrupted(e)) fail(op, endpoint, os_error(e), "poll failed");
     }
-}
-
-// One step of RFC 3629 decoding (Unicode Table 3-7). On failure, length is the maximal
-// subpart of the ill-formed sequence, which sanitize replaces with one U+FFFD.
-struct Utf8Step {
-    std::size_t length;
-    char32_t code_point;
-    bool valid;
-    bool truncated; // ill-formed only because the input ended: more bytes could complete it
-};
-inline Utf8Step utf8_step(const unsigned char* p, std::size_t n) noexcept {
-    const unsigned char lead = p[0];
-    if (lead < 0x80) return {1, lead, true, false};
-    std::size_t need = 0;
-    char32_t cp = 0;
-    unsigned char low = 0x80, high = 0xBF; // the valid range of the second byte
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        need = 1, cp = lead & 0x1Fu;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        need = 2, cp = lead & 0x0Fu;
-        if (lead == 0xE0) low = 0xA0;       // no overlong forms
-        else if (lead == 0xED) high = 0x9F; // no surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        need = 3, cp = lead & 0x07u;
-        if (lead == 0xF0) low = 0x90;       // no overlong forms
-        else if (lead == 0xF4) high = 0x8F; // nothing past U+10FFFF
-    } else {
-        return {1, 0, false, false};
-    }
-    for (std::size_t i = 1; i <= need; ++i) {
-        if (i >= n) return {i, 0, false, true};
-        const unsigned char byte = p[i];
-        if (byte < low || byte > high) return {i, 0, false, false};
-        cp = (cp << 6) | (byte & 0x3Fu);
-        low = 0x80, high = 0xBF;
-    }
-    return {need + 1, cp, true, false};
 }
 
 inline void append_utf8(std::string& out, char32_t cp) {
@@ -1026,7 +1084,7 @@ inline std::uint16_t parse_port(std::string_view text) {
         value = value * 10 + static_cast<unsigned long>(c - '0');
     }
     if (!ok || value > 65535)
-        detail::fail_argument("parse_port \"" + std::string(text) + "\"", "a port is a whole number from 0 to 65535");
+        detail::fail_argument("parse_port \"" + detail::printable(text) + "\"", "a port is a whole number from 0 to 65535");
     return static_cast<std::uint16_t>(value);
 }
 
@@ -1133,8 +1191,9 @@ inline char* Client::Buffer::prepare(std::size_t n) {
 
 inline Client::Client(std::string_view host, std::uint16_t port) { connect(host, port); }
 
-inline Client::Client(native_handle_type socket, Address peer)
-    : socket_(socket), peer_(std::move(peer)), endpoint_(peer_.to_string()), chaos_(detail::chaos_from_environment()) {}
+inline Client::Client(native_handle_type socket, const sockaddr_storage& peer)
+    : socket_(socket), peer_(detail::to_address(peer)), endpoint_(peer_.to_string()), chaos_recv_(detail::chaos_from_environment()),
+      chaos_send_(detail::chaos_send_state(chaos_recv_)) {}
 
 inline void Client::require_open(const char* op) const {
     if (!is_open()) fail(op, std::make_error_code(std::errc::not_connected));
@@ -1205,7 +1264,10 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
         peer_ = detail::to_address(address);
         socket_ = std::move(candidate);
         buffer_ = Buffer{};
-        if (!chaos_) chaos_ = detail::chaos_from_environment();
+        if (!chaos_recv_) {
+            chaos_recv_ = detail::chaos_from_environment();
+            chaos_send_ = detail::chaos_send_state(chaos_recv_);
+        }
         return;
     }
     if (last == std::errc::timed_out)
@@ -1224,8 +1286,8 @@ inline std::size_t Client::send_pieces(std::string_view first, std::string_view 
     while (sent < total) {
         std::string_view a = sent < first.size() ? first.substr(sent) : second.substr(sent - first.size());
         std::string_view b = sent < first.size() ? second : std::string_view{};
-        a = a.substr(0, detail::chaos_piece(chaos_, std::min<std::size_t>(a.size(), INT_MAX)));
-        b = chaos_ ? std::string_view{} : b.substr(0, INT_MAX - a.size());
+        a = a.substr(0, detail::chaos_piece(chaos_send_, std::min<std::size_t>(a.size(), INT_MAX)));
+        b = chaos_send_ ? std::string_view{} : b.substr(0, INT_MAX - a.size());
         const long rc = detail::send_two(socket_, a.data(), a.size(), b.data(), b.size());
         if (rc >= 0) {
             sent += static_cast<std::size_t>(rc);
@@ -1259,6 +1321,8 @@ inline std::size_t Client::send(std::u8string_view text) {
 
 inline std::size_t Client::send_line(std::string_view text) {
     if (text.find('\n') != std::string_view::npos) detail::fail_argument("send_line", "the text holds a '\\n'; send it as two lines");
+    if (!text.empty() && text.back() == '\r')
+        detail::fail_argument("send_line", "the text ends in '\\r', which recv_line would take for part of the line's end");
     return send_pieces(text, "\n", "send_line");
 }
 
@@ -1278,7 +1342,7 @@ inline void Client::check_cancelled(const char* op) const {
 // One receive from the OS: the bytes read (0 once the peer has closed).
 inline std::size_t Client::read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op) {
     for (;;) {
-        const std::size_t piece = detail::chaos_piece(chaos_, std::min<std::size_t>(n, INT_MAX));
+        const std::size_t piece = detail::chaos_piece(chaos_recv_, std::min<std::size_t>(n, INT_MAX));
         const auto rc = ::recv(socket_, into, static_cast<detail::io_size>(piece), 0);
         if (rc > 0) return static_cast<std::size_t>(rc);
         if (rc == 0) {
@@ -1300,14 +1364,46 @@ inline std::size_t Client::fill(std::chrono::steady_clock::time_point until, con
     buffer_.commit(n);
     return n;
 }
+// A call that reads in several turns ends at its deadline even while bytes keep coming:
+// a trickle never leaves the OS with nothing ready, so the wait alone would never see it.
+inline void Client::check_deadline(std::chrono::steady_clock::time_point until, const char* op) const {
+    if (until != detail::no_deadline && detail::Clock::now() >= until) fail_timeout(op);
+}
+// A result of n bytes, allocated before any byte is taken, so that failing costs none.
+inline std::string Client::result_of(std::size_t n, const char* op) const {
+    std::string out;
+    try {
+        out.resize(n);
+    } catch (const std::exception&) { // std::bad_alloc, or std::length_error past max_size()
+        fail(op, std::make_error_code(std::errc::not_enough_memory),
+             "no memory for a result of " + std::to_string(n) + " bytes; the bytes stay unread");
+    }
+    return out;
+}
+// Small receives land on the stack and large ones in the connection's buffer, so that a
+// result holds the bytes received and no more, and nothing is zero-filled for max_bytes.
+// A read onto the stack is kept in the buffer when its result cannot be allocated.
+inline std::string Client::result_from(const char* bytes, std::size_t n, const char* op) {
+    try {
+        return std::string(bytes, n);
+    } catch (const std::bad_alloc&) {
+        std::memcpy(buffer_.prepare(n), bytes, n); // the buffer is empty: bytes went to the stack only then
+        buffer_.commit(n);
+        fail(op, std::make_error_code(std::errc::not_enough_memory), "no memory for the result; the bytes stay unread");
+    }
+}
 
 inline std::string Client::recv(std::size_t max_bytes) {
     require_open("recv");
     if (max_bytes == 0) detail::fail_argument("recv", "max_bytes must be at least 1");
-    if (buffer_.size() > 0) return buffer_.take(std::min(max_bytes, buffer_.size()));
-    std::string out(max_bytes, '\0');
-    out.resize(read_some(out.data(), max_bytes, deadline(), "recv"));
-    return out;
+    if (buffer_.size() == 0) {
+        if (max_bytes <= detail::stack_read) {
+            char bytes[detail::stack_read];
+            return result_from(bytes, read_some(bytes, max_bytes, deadline(), "recv"), "recv");
+        }
+        if (fill(deadline(), "recv") == 0) return {};
+    }
+    return buffer_.take(std::min(max_bytes, buffer_.size()));
 }
 
 inline std::size_t Client::recv_into(char* into, std::size_t max_bytes) {
@@ -1326,22 +1422,16 @@ inline std::string Client::recv_text(std::size_t max_bytes) {
     require_open("recv_text");
     if (max_bytes < 4) detail::fail_argument("recv_text", "max_bytes must be at least 4, the longest UTF-8 character");
     const auto until = deadline();
-    if (buffer_.size() == 0) { // read straight into the result, as recv() does; the buffer takes only what is held back
-        std::string out(max_bytes, '\0');
-        out.resize(read_some(out.data(), max_bytes, until, "recv_text"));
+    if (buffer_.size() == 0 && max_bytes <= detail::stack_read) { // the tutorial's recv_text(1024) never needs the buffer
+        char bytes[detail::stack_read];
+        const std::size_t n = read_some(bytes, max_bytes, until, "recv_text");
         bool ill_formed = false;
-        const std::size_t whole = detail::utf8_prefix(out, &ill_formed);
-        if (whole == out.size()) return out; // "" once the peer has closed
-        const std::size_t rest = out.size() - whole;
-        std::memcpy(buffer_.prepare(rest), out.data() + whole, rest);
-        buffer_.commit(rest);
-        if (whole > 0) {
-            out.resize(whole);
-            return out;
-        }
+        if (detail::utf8_prefix(std::string_view(bytes, n), &ill_formed) == n) return result_from(bytes, n, "recv_text");
+        std::memcpy(buffer_.prepare(n), bytes, n); // a character cut short or bad bytes: sorted out below
+        buffer_.commit(n);
     }
     // Each turn returns, throws, or reads more: an incomplete character needs at most 3 more bytes.
-    for (;;) {
+    for (bool first = true;; first = false) {
         bool ill_formed = false;
         const std::string_view ready(buffer_.bytes(), std::min(max_bytes, buffer_.size()));
         const std::size_t whole = detail::utf8_prefix(ready, &ill_formed);
@@ -1352,6 +1442,7 @@ inline std::string Client::recv_text(std::size_t max_bytes) {
                           static_cast<unsigned>(static_cast<unsigned char>(ready[0])));
             throw Utf8Error(0, detail::describe("recv_text", endpoint_, std::make_error_code(std::errc::illegal_byte_sequence), note));
         }
+        if (!first) check_deadline(until, "recv_text");
         const std::size_t held = buffer_.size();
         if (fill(until, "recv_text") == 0) {
             if (held == 0) return {};
@@ -1361,19 +1452,24 @@ inline std::string Client::recv_text(std::size_t max_bytes) {
     }
 }
 
-// Reads into out[have, size) until it is full. On any failure the unread_prefix and the
-// bytes that did arrive go back to the buffer, so the next receive returns them.
-inline void Client::read_rest(char* out, std::size_t size, std::size_t have, std::string_view unread_prefix,
+// Fills out[0, size): first from the buffer, then from the OS. On any failure the
+// unread_prefix and every byte that did arrive go back to the buffer, so the next
+// receive returns them.
+inline void Client::read_rest(char* out, std::size_t size, std::string_view unread_prefix,
                               std::chrono::steady_clock::time_point until, const char* op) {
+    std::size_t have = std::min(size, buffer_.size());
+    if (have > 0) {
+        std::memcpy(out, buffer_.bytes(), have);
+        buffer_.consume(have);
+    }
     try {
         while (have < size) {
+            if (have > 0) check_deadline(until, op);
             const std::size_t got = read_some(out + have, size - have, until, op);
             if (got == 0)
                 fail(op, make_error_code(errc::peer_closed),
                      "after " + std::to_string(have) + " of " + std::to_string(size) + " bytes; recv() returns them");
             have += got;
-            // Pieces that are always ready (chaos mode) never wait in poll: check the deadline here too.
-            if (have < size && until != detail::no_deadline && detail::Clock::now() >= until) fail_timeout(op);
         }
     } catch (...) {
         char* back = buffer_.prepare(unread_prefix.size() + have); // the buffer is empty here
@@ -1388,28 +1484,22 @@ inline void Client::read_rest(char* out, std::size_t size, std::size_t have, std
 inline std::string Client::recv_exact(std::size_t n) {
     require_open("recv_exact");
     if (n == 0) detail::fail_argument("recv_exact", "n must be at least 1");
-    std::string out = buffer_.take(std::min(n, buffer_.size()));
-    const std::size_t have = out.size();
-    out.resize(n);
-    read_rest(out.data(), n, have, {}, deadline(), "recv_exact");
+    std::string out = result_of(n, "recv_exact");
+    read_rest(out.data(), n, {}, deadline(), "recv_exact");
     return out;
 }
 
 inline void Client::recv_exact_into(char* into, std::size_t n) {
     require_open("recv_exact_into");
     if (n == 0) detail::fail_argument("recv_exact_into", "n must be at least 1");
-    const std::size_t have = std::min(n, buffer_.size());
-    if (have > 0) {
-        std::memcpy(into, buffer_.bytes(), have);
-        buffer_.consume(have);
-    }
-    read_rest(into, n, have, {}, deadline(), "recv_exact_into");
+    read_rest(into, n, {}, deadline(), "recv_exact_into");
 }
 
 inline std::string Client::recv_message(std::size_t max_bytes) {
     require_open("recv_message");
     const auto until = deadline();
-    while (buffer_.size() < 4) {
+    for (bool first = true; buffer_.size() < 4; first = false) {
+        if (!first) check_deadline(until, "recv_message");
         if (fill(until, "recv_message") == 0)
             fail("recv_message", make_error_code(errc::peer_closed),
                  buffer_.size() ? "inside a message header; recv() returns its bytes" : "no more messages");
@@ -1419,15 +1509,11 @@ inline std::string Client::recv_message(std::size_t max_bytes) {
     if (length > max_bytes) // refused before allocating: a peer cannot make us reserve 4 GiB
         fail("recv_message", std::make_error_code(std::errc::message_size),
              "the peer announced " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes));
-    if (buffer_.size() >= 4 + length) {
-        buffer_.consume(4);
-        return buffer_.take(length);
-    }
-    const std::string header = buffer_.take(4);
-    std::string out = buffer_.take(buffer_.size());
-    const std::size_t have = out.size();
-    out.resize(length);
-    read_rest(out.data(), length, have, header, until, "recv_message");
+    std::string out = result_of(length, "recv_message");
+    char header[4];
+    std::memcpy(header, buffer_.bytes(), 4);
+    buffer_.consume(4);
+    read_rest(out.data(), length, std::string_view(header, 4), until, "recv_message");
     return out;
 }
 
@@ -1438,22 +1524,36 @@ inline std::size_t Client::find_line(std::size_t max_bytes, const char* op) {
     require_open(op);
     if (max_bytes == 0) detail::fail_argument(op, "max_bytes must be at least 1");
     const auto until = deadline();
+    const std::size_t window = detail::line_window(max_bytes);
     std::size_t scanned = 0; // bytes searched for '\n'
-    for (;;) {
-        const std::size_t limit = buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
+    for (bool first = true;; first = false) {
+        const std::size_t limit = std::min(buffer_.size(), window);
         // memchr on an empty, never-allocated buffer would pass it a null pointer (UB).
         const void* found = limit > scanned ? std::memchr(buffer_.bytes() + scanned, '\n', limit - scanned) : nullptr;
         if (found) return static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1;
         scanned = limit;
-        if (scanned > max_bytes)
+        if (scanned >= window)
             fail(op, std::make_error_code(std::errc::message_size),
-                 "no '\\n' within " + std::to_string(max_bytes) + " bytes; the bytes stay unread");
+                 "no line end within " + std::to_string(max_bytes) + " bytes; the bytes stay unread");
+        if (!first) check_deadline(until, op);
         if (fill(until, op) == 0) {
             fail(op, make_error_code(errc::peer_closed),
                  buffer_.size() ? "in the middle of a line; recv() returns its " + std::to_string(buffer_.size()) + " bytes"
                                 : std::string("no more lines"));
         }
     }
+}
+// The line of `taken` bytes ('\n' included) at the buffer's front, without its line end.
+// Its bytes stay in place until the next receive.
+inline std::string_view Client::take_line(std::size_t taken, std::size_t max_bytes, const char* op) {
+    const char* text = buffer_.bytes();
+    const std::size_t length = taken - 1 - (taken > 1 && text[taken - 2] == '\r');
+    if (length > max_bytes)
+        fail(op, std::make_error_code(std::errc::message_size),
+             "a line of " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes) +
+                 "; the bytes stay unread");
+    buffer_.consume(taken);
+    return {text, length};
 }
 
 inline std::string Client::recv_line(std::size_t max_bytes) {
@@ -1465,25 +1565,17 @@ inline std::string Client::recv_line(std::size_t max_bytes) {
 inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
     const std::string_view text = recv_line_view(max_bytes);
     if (line.size() != text.size()) line.resize(text.size()); // keeps the capacity; no call while lengths repeat
-    std::memcpy(line.data(), text.data(), text.size());          // text.data() is not null: the buffer held the line
+    if (!text.empty()) std::memcpy(line.data(), text.data(), text.size());
 }
 
 inline std::string_view Client::recv_line_view(std::size_t max_bytes) {
     // The common case, small enough to inline: the line is already buffered (bytes are
     // buffered only while the socket is open). find_line does the rest, checks included.
-    const std::size_t ready = max_bytes == 0 ? 0 : buffer_.size() > max_bytes ? max_bytes + 1 : buffer_.size();
-    const char* text = buffer_.bytes();
-    const void* found = ready > 0 ? std::memchr(text, '\n', ready) : nullptr;
-    std::size_t taken = 0;
-    if (found) {
-        taken = static_cast<std::size_t>(static_cast<const char*>(found) - text) + 1;
-    } else {
-        taken = find_line(max_bytes, "recv_line");
-        text = buffer_.bytes();
-    }
-    const std::size_t length = taken - 1 - (taken > 1 && text[taken - 2] == '\r');
-    buffer_.consume(taken); // the bytes stay in place until the next receive
-    return {text, length};
+    const std::size_t ready = max_bytes == 0 ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
+    const void* found = ready > 0 ? std::memchr(buffer_.bytes(), '\n', ready) : nullptr;
+    const std::size_t taken = found ? static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1
+                                    : find_line(max_bytes, "recv_line");
+    return take_line(taken, max_bytes, "recv_line");
 }
 
 inline void Client::set_timeout(Timeout timeout) {
@@ -1492,7 +1584,10 @@ inline void Client::set_timeout(Timeout timeout) {
     apply_timeout();
 }
 
-inline void Client::set_chaos(std::optional<std::uint64_t> seed) noexcept { chaos_ = seed ? detail::chaos_state(*seed) : 0; }
+inline void Client::set_chaos(std::optional<std::uint64_t> seed) noexcept {
+    chaos_recv_ = seed ? detail::chaos_state(*seed) : 0;
+    chaos_send_ = detail::chaos_send_state(chaos_recv_);
+}
 
 inline void Client::shutdown_send() {
     require_open("shutdown_send");
@@ -1536,7 +1631,7 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
     std::error_code last;
     for (int attempt = 0; attempt < 16; ++attempt) {
         std::vector<Client::Handle> bound;
-        std::uint16_t chosen = port;
+        std::uint16_t chosen = port; // the port every further address binds
         bool retry = false;
         for (sockaddr_storage storage : addresses) {
             const int family = storage.ss_family;
@@ -1570,7 +1665,7 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
         listeners_ = std::move(bound);
         if (listeners_.size() == 1) wake_->listener = detail::listener_waker(listeners_.front());
         apply_timeout();
-        endpoint_ = detail::endpoint_text(host, chosen);
+        endpoint_ = detail::endpoint_text(host, detail::socket_address(listeners_.front(), false, "bind", endpoint_).port);
         return;
     }
     detail::fail("bind", endpoint_, last);
@@ -1580,11 +1675,20 @@ inline void Server::listen(int backlog) {
     if (!is_open()) detail::fail("listen", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first");
     for (const Client::Handle& s : listeners_)
         if (::listen(s, backlog) != 0) detail::fail("listen", endpoint_, detail::os_error(detail::last_error()));
+    listening_ = true;
+}
+
+inline void Server::require_listening(const char* op) const {
+    if (!is_open()) detail::fail(op, endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
+    if (!listening_) detail::fail(op, endpoint_, std::make_error_code(std::errc::invalid_argument), "listen() first");
 }
 
 inline std::pair<Client, Address> Server::accept() {
-    if (!is_open()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
-    const auto deadline = detail::deadline_after(timeout_);
+    require_listening("accept");
+    return accept_until(detail::deadline_after(timeout_));
+}
+
+inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock::time_point deadline) {
     // No allocation per client: the listeners (one or two) and the wake socket fit on the stack.
     detail::pollfd_type few[4]{};
     std::vector<detail::pollfd_type> many;
@@ -1618,8 +1722,9 @@ inline std::pair<Client, Address> Server::accept() {
             socklen_t length = sizeof storage;
             const native_handle_type s = detail::accept_native(listeners_[i], reinterpret_cast<sockaddr*>(&storage), &length);
             if (s != Client::detail_no_socket()) {
-                Address peer = detail::to_address(storage);
-                return {Client(s, peer), peer};
+                Client client(s, storage);
+                Address peer = client.peer_;
+                return {std::move(client), std::move(peer)};
             }
             const int e = detail::last_error();
             // A client that gave up before accept() ran is no error of the server's.
@@ -1638,129 +1743,184 @@ inline bool Server::drain_wake() {
     }
     return wake_->stopped.load();
 }
+// Sleeps in the OS until stop(), a finished handler, or the deadline.
+inline void Server::sleep_until_woken(std::chrono::steady_clock::time_point until) {
+    detail::pollfd_type fd{};
+    fd.fd = wake_->socket;
+    fd.events = POLLIN;
+    detail::wait_any(&fd, 1, until, "serve", endpoint_);
+    drain_wake();
+}
 
 inline void Server::stop() noexcept {
     if (!wake_) return;
+    const int saved = detail::last_error(); // a signal handler must leave errno as it found it
     wake_->stopped.store(true);
     const char byte = 0;
     (void)::send(wake_->socket, &byte, 1, 0); // send() and shutdown() are async-signal-safe
     if (wake_->listener != Client::detail_no_socket()) (void)::shutdown(wake_->listener, detail::shut_both);
+    detail::set_last_error(saved);
 }
 
 inline void Server::close() noexcept {
     listeners_.clear();
     wake_.reset();
+    listening_ = false;
 }
 
-inline void Server::serve(const Handler& handler, const ServeOptions& options) {
-    if (!is_open()) detail::fail("serve", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
+// serve()'s bookkeeping: one node per running handler, moved in O(1) to `done_` when its
+// handler ends, so that the accept loop joins finished threads without walking the rest.
+class Server::Sessions {
+public:
+    explicit Sessions(native_handle_type waker) : waker_(waker) {}
+    Sessions(const Sessions&) = delete;
+    Sessions& operator=(const Sessions&) = delete;
+    ~Sessions() { finish(detail::Clock::now()); } // serve() failed: cut every handler off at once
+
+    std::size_t running() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return running_.size();
+    }
+    // Runs work(client, peer) on a thread of its own. Throws std::bad_alloc or
+    // std::system_error (no thread) and then leaves nothing behind: the client is closed.
+    template <class Work>
+    void start(Client client, const Address& peer, const Work& work) {
+        auto cancelled = std::make_shared<std::atomic<bool>>(false);
+        std::list<Session> node;
+        node.push_back(Session{std::move(client), peer, std::thread(), cancelled});
+        node.front().client.cancelled_ = std::move(cancelled);
+        std::unique_lock<std::mutex> lock(mutex_);
+        running_.splice(running_.end(), node);
+        const auto it = std::prev(running_.end());
+        lock.unlock();
+        try {
+            it->thread = std::thread([this, it, &work] {
+                work(it->client, it->peer);
+                end(it);
+            });
+        } catch (...) {
+            lock.lock();
+            node.splice(node.end(), running_, it); // destroyed (and the client closed) on the way out
+            throw;
+        }
+    }
+    void join_finished() {
+        std::list<Session> ended;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            ended.splice(ended.end(), done_);
+        }
+        for (Session& session : ended) session.thread.join();
+    }
+    // Waits for the running handlers until the deadline, then cuts the rest off (their
+    // blocked receive or send fails with ECANCELED) and joins every thread.
+    void finish(detail::Clock::time_point deadline) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        const auto idle = [this] { return running_.empty(); };
+        if (deadline == detail::no_deadline) finished_.wait(lock, idle);
+        else if (!finished_.wait_until(lock, deadline, idle)) cut_off();
+        finished_.wait(lock, idle);
+        lock.unlock();
+        join_finished();
+    }
+
+private:
     struct Session {
         Client client;
         Address peer;
         std::thread thread;
-        bool done = false;
+        std::shared_ptr<std::atomic<bool>> cancelled; // shared with the client, which may be moved out
     };
-    std::list<Session> sessions; // a list: a running session never moves
-    std::mutex mutex;
-    std::condition_variable finished;
-    std::size_t running = 0;
-    std::atomic<bool> cut_off{false};
+    // A handler that moved its Client out took the connection out of serve()'s hands.
+    // (Its move may race with this; the shared Canceller of a later version ends that.)
+    void cut_off() {
+        for (Session& session : running_) {
+            if (!session.client.is_open()) continue;
+            session.cancelled->store(true);
+            detail::interrupt_native(session.client.native_handle());
+        }
+    }
+    void end(std::list<Session>::iterator it) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            it->client.close(); // under the lock: cut_off() may be shutting it down
+            done_.splice(done_.end(), running_, it);
+        }
+        finished_.notify_all();
+        const char byte = 1; // wakes the accept loop: a slot is free
+        (void)::send(waker_, &byte, 1, 0);
+    }
+    std::mutex mutex_;
+    std::condition_variable finished_;
+    std::list<Session> running_, done_;
+    native_handle_type waker_;
+};
+
+inline void Server::serve(const Handler& handler, const ServeOptions& options) {
+    require_listening("serve");
     const std::size_t max_clients = std::max<std::size_t>(options.max_clients, 1);
     const std::string server = endpoint_;
-    auto report = [&](const Address& peer, const std::exception& error) noexcept {
+    // Errors of serve()'s own (accept, refusals) say everything; a handler's gets its client.
+    auto report = [&](const Address& peer, const std::exception& error, bool own) noexcept {
         try {
             if (options.on_error) options.on_error(peer, error);
+            else if (own) std::fprintf(stderr, "%s\n", error.what());
             else std::fprintf(stderr, "serve %s: client %s: %s\n", server.c_str(), peer.to_string().c_str(), error.what());
         } catch (...) { // a failing error callback must not take the server down
         }
     };
-    auto join_finished = [&] {
-        std::list<Session> ended;
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            for (auto it = sessions.begin(); it != sessions.end();) {
-                auto next = std::next(it);
-                if (it->done) ended.splice(ended.end(), sessions, it);
-                it = next;
-            }
-        }
-        for (Session& session : ended) session.thread.join();
-    };
-    auto run = [&](Session* session) {
+    const auto run = [&](Client& client, const Address& peer) {
         try {
-            handler(session->client, session->peer);
+            handler(client, peer);
         } catch (const ClosedError&) { // the client left: the normal end of a conversation
         } catch (const std::exception& error) {
-            report(session->peer, error);
+            report(peer, error, false);
         } catch (...) {
-            report(session->peer, std::runtime_error("a handler threw something that is not a std::exception"));
+            report(peer, std::runtime_error("a handler threw something that is not a std::exception"), false);
         }
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            session->client.close(); // under the lock: the stopping thread may be shutting it down
-            session->done = true;
-            --running;
-        }
-        finished.notify_all();
-        const char byte = 1; // wakes the accept loop: a slot is free
-        (void)::send(wake_->socket, &byte, 1, 0);
     };
-
-    while (!stopped()) {
-        join_finished();
-        bool full = false;
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            full = running >= max_clients;
-        }
-        if (full) { // further clients wait in the backlog until a handler ends or stop()
-            detail::pollfd_type fd{};
-            fd.fd = wake_->socket;
-            fd.events = POLLIN;
-            detail::wait_any(&fd, 1, detail::no_deadline, "serve", endpoint_);
-            drain_wake();
-            continue;
-        }
-        std::pair<Client, Address> next;
+    // No memory or no thread for a client: that client is refused, the others carry on.
+    const auto refuse = [&](const Address& peer, const std::exception& error) noexcept {
+        const auto* system = dynamic_cast<const std::system_error*>(&error);
+        const std::error_code code = system ? system->code() : std::make_error_code(std::errc::not_enough_memory);
         try {
-            next = accept();
-        } catch (const TimeoutError&) { // serve() waits for ever; a timeout set for accept() does not apply
-            continue;
-        } catch (const Error& error) {
-            if (stopped()) break;
-            report(local_address(), error);
-            // Out of descriptors, say: wait a little (or for a handler to end) and retry.
-            detail::pollfd_type fd{};
-            fd.fd = wake_->socket;
-            fd.events = POLLIN;
-            detail::wait_any(&fd, 1, detail::Clock::now() + std::chrono::milliseconds(100), "serve", endpoint_);
-            drain_wake();
-            continue;
+            const char* hint = system ? "no thread could be started for this client; it was refused (lower "
+                                        "ServeOptions::max_clients or raise the process's thread limit)"
+                                      : "no memory for this client's session; it was refused";
+            report(peer, Error(code, detail::describe("serve", server + ": client " + peer.to_string(), code, hint)), true);
+        } catch (...) {
+            report(peer, error, true);
         }
-        std::lock_guard<std::mutex> lock(mutex);
-        Session& session = sessions.emplace_back();
-        session.client = std::move(next.first);
-        session.client.cancelled_ = &cut_off;
-        session.peer = std::move(next.second);
-        try {
-            session.thread = std::thread(run, &session);
-            ++running;
-        } catch (const std::system_error& error) { // no thread to be had: drop this client only
-            report(session.peer, error);
-            sessions.pop_back();
-        }
-    }
-
-    listeners_.clear(); // new clients are refused from here on
+    };
+    const Address here = local_address();
     {
-        std::unique_lock<std::mutex> lock(mutex);
-        if (!finished.wait_for(lock, options.grace, [&] { return running == 0; })) {
-            cut_off.store(true);
-            for (Session& session : sessions)
-                if (!session.done) detail::interrupt_native(session.client.native_handle());
+        Sessions sessions(wake_->socket);
+        while (!stopped()) {
+            sessions.join_finished();
+            if (sessions.running() >= max_clients) { // further clients wait in the backlog
+                sleep_until_woken(detail::no_deadline);
+                continue;
+            }
+            std::pair<Client, Address> next;
+            try {
+                next = accept_until(detail::no_deadline); // serve() waits for ever, whatever accept()'s timeout
+            } catch (const std::exception& error) {
+                if (stopped()) break;
+                report(here, error, true);
+                // Out of descriptors, say: wait a little (or for a handler to end) and retry.
+                sleep_until_woken(detail::Clock::now() + std::chrono::milliseconds(100));
+                continue;
+            }
+            try {
+                sessions.start(std::move(next.first), next.second, run);
+            } catch (const std::exception& error) {
+                refuse(next.second, error);
+            }
         }
+        listeners_.clear(); // new clients are refused from here on
+        listening_ = false;
+        sessions.finish(detail::deadline_after(std::max(options.grace, std::chrono::milliseconds(0))));
     }
-    for (Session& session : sessions) session.thread.join();
 }
 
 inline void Server::set_timeout(Timeout timeout) {
@@ -1771,7 +1931,8 @@ inline void Server::set_timeout(Timeout timeout) {
 
 // accept() blocks in the OS only on a lone Linux listener without a timeout.
 inline void Server::apply_timeout() noexcept {
-    if (wake_ && wake_->listener != Client::detail_no_socket()) detail::set_blocking(listeners_.front(), !timeout_);
+    if (wake_ && wake_->listener != Client::detail_no_socket() && listeners_.size() == 1)
+        detail::set_blocking(listeners_.front(), !timeout_);
 }
 
 inline Address Server::local_address() const {

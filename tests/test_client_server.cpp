@@ -267,7 +267,7 @@ TEST_CASE("recv_line splits on \\n and \\r\\n", "[client_server]") {
         CHECK(error->code() == std::errc::message_size);
         CHECK(test::starts_with(error->what(), "recv_line 127.0.0.1:"));
         CHECK(test::contains(error->what(), "EMSGSIZE"));
-        CHECK(test::contains(error->what(), "no '\\n' within 16 bytes"));
+        CHECK(test::contains(error->what(), "no line end within 16 bytes"));
         CHECK(test::recv_some(pair.client, long_line.size()) == long_line);
         CHECK(pair.client.recv_line(16) == "after");
     }
@@ -451,10 +451,7 @@ TEST_CASE("close() and is_open()", "[client_server]") {
 }
 
 TEST_CASE("IPv6 loopback ::1", "[client_server][ipv6]") {
-    if (!test::has_ipv6_loopback()) {
-        WARN("this machine has no IPv6 loopback; ::1 not tested");
-        return;
-    }
+    if (!test::has_ipv6_loopback()) GREET_TEST_SKIP("this machine has no IPv6 loopback");
     greet::Server server("::1", 0);
     server.set_timeout(guard);
     const greet::Address listening = server.local_address();

@@ -228,7 +228,7 @@ TEST_CASE("a declared length of 4 GiB - 1 is refused with the default max_bytes,
 
 TEST_CASE("a header and payload arriving one piece per receive", "[framing][posix]") {
 #ifdef _WIN32
-    WARN("needs FIONREAD on a POSIX socket");
+    GREET_TEST_SKIP("needs FIONREAD on a POSIX socket");
 #else
     auto pair = connect_pair();
     // Without Nagle every piece leaves at once instead of waiting for the previous ACK.
@@ -313,9 +313,12 @@ TEST_CASE("send_line and recv_line round trip", "[framing]") {
     for (const std::string& line : lines) CHECK(pair.client.send_line(line) == line.size() + 1);
     for (const std::string& line : lines) CHECK(pair.accepted.recv_line() == line);
 
-    SECTION("a '\\r' before the '\\n' is dropped, like \"\\r\\n\" endings") {
-        CHECK(pair.client.send_line("dos\r") == 5);
+    SECTION("a '\\r' before the '\\n' is dropped, like \"\\r\\n\" endings; send_line refuses a trailing '\\r'") {
+        CHECK(pair.client.send("dos\r\n") == 5);
         CHECK(pair.accepted.recv_line() == "dos");
+        const auto error = test::thrown([&] { pair.client.send_line("dos\r"); });
+        REQUIRE(error);
+        CHECK(error->code() == std::errc::invalid_argument);
     }
     SECTION("a line holding '\\n' is refused and nothing is sent") {
         for (const char* bad : {"two\nlines", "\n", "trailing\n"}) {

@@ -137,15 +137,14 @@ struct Run {
         const std::string r = c.reader.recv_line(max);
         if (r.find('\n') != std::string::npos) violated("recv_line returned a '\\n'", pos);
         consumed(r, "recv_line returned bytes out of order");
-        std::size_t before_newline = r.size(); // what came before the '\n', a '\r' included
         if (stream.substr(pos, 1) == "\n") {
             if (!r.empty() && r.back() == '\r') violated("recv_line kept the '\\r' of a \"\\r\\n\"", pos);
             consumed("\n", "recv_line consumed an unsent '\\n'");
         } else {
             consumed("\r\n", "recv_line returned a line the stream did not end with '\\n'");
-            ++before_newline;
         }
-        if (before_newline > max) violated("recv_line returned more than max_bytes before the '\\n'", pos);
+        // max_bytes bounds the line itself; its "\n" or "\r\n" does not count.
+        if (r.size() > max) violated("recv_line returned a line longer than max_bytes", pos);
     }
     void recv_message(std::size_t max) {
         const std::string r = c.reader.recv_message(max);
@@ -179,7 +178,8 @@ struct Run {
         if (error.code() == std::errc::message_size) {
             if (op == 4) {
                 const std::size_t newline = rest.find('\n');
-                if (newline != std::string_view::npos && newline <= arg + 1) violated("recv_line refused a line within max_bytes", pos);
+                const std::size_t length = newline == std::string_view::npos ? newline : newline - (newline > 0 && rest[newline - 1] == '\r');
+                if (length <= arg + 1) violated("recv_line refused a line within max_bytes", pos);
                 return;
             }
             if (op == 5 && rest.size() >= 4) {
