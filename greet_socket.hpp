@@ -16,7 +16,8 @@
 //     std::string reply = client.recv(1024);              // "" once the server closed
 //
 // Build:  drop-in:  g++ -std=c++17 main.cpp            (Linux, macOS)
-//                   g++ -std=c++17 main.cpp -lws2_32   (MinGW; MSVC links ws2_32 itself)
+//                   x86_64-w64-mingw32-g++-posix -std=c++17 -static main.cpp -lws2_32
+//                   (MinGW: -posix has std::thread, -static needs no DLLs; MSVC links ws2_32 itself)
 //         CMake:    find_package(greet_socket CONFIG) or add_subdirectory, then link
 //                   greet_socket::greet_socket
 //         meson:    dependency('greet_socket')   vcpkg: greet-socket
@@ -61,6 +62,11 @@
 // ---------------------------------------------------------------------------
 // The one platform block: everything that differs between Winsock and POSIX.
 #ifdef _WIN32
+// MinGW's win32 thread model (the plain x86_64-w64-mingw32-g++ once Debian's g++-mingw-w64 is
+// installed) has a libstdc++ without std::mutex and std::thread: say so before the errors that follow.
+#if defined(__GLIBCXX__) && !defined(_GLIBCXX_HAS_GTHREADS)
+#error "greet_socket.hpp needs std::mutex and std::thread, which MinGW's win32 thread model lacks: compile with x86_64-w64-mingw32-g++-posix"
+#endif
 #ifndef _WIN32_WINNT
 #define _WIN32_WINNT 0x0600 // WSAPoll and inet_ntop need Vista or later
 #endif
@@ -331,6 +337,44 @@ inline bool write_console(std::string_view) { return false; }
 #endif
 
 // ---------------------------------------------------------------------------
+// The two private pieces every socket holds, defined here as the API's objects contain
+// them; what they do is in the internals below.
+namespace greet {
+namespace detail {
+// The one owner of a descriptor: move-only, closed on destruction.
+class Socket {
+public:
+    Socket(native_handle_type s = no_socket) noexcept : value_(s) {}
+    Socket(Socket&& other) noexcept : value_(std::exchange(other.value_, no_socket)) {}
+    Socket& operator=(Socket&& other) noexcept;
+    ~Socket() { reset(); }
+    void reset() noexcept;
+    operator native_handle_type() const noexcept { return value_; }
+
+private:
+    native_handle_type value_;
+};
+// Bytes read from the OS but not yet returned: [begin, end) of data.
+struct Buffer {
+    std::unique_ptr<char[]> data;
+    std::size_t capacity = 0, begin = 0, end = 0;
+    Buffer() = default;
+    Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+    Buffer& operator=(Buffer&& other) noexcept;
+    std::size_t size() const noexcept { return end - begin; }
+    const char* bytes() const noexcept { return data.get() + begin; }
+    std::string take(std::size_t n);
+    void consume(std::size_t n) noexcept {
+        begin += n;
+        if (begin == end) begin = end = 0;
+    }
+    char* prepare(std::size_t n); // room for n more bytes at end
+    void commit(std::size_t n) noexcept { end += n; }
+};
+} // namespace detail
+} // namespace greet
+
+// ---------------------------------------------------------------------------
 // The public API.
 namespace greet {
 
@@ -494,12 +538,11 @@ public:
     Address local_address() const; // Throws: Error when not connected.
     Address peer_address() const;  // Throws: Error when not connected.
     void close() noexcept;
-    bool is_open() const noexcept { return socket_ != detail_no_socket(); }
+    bool is_open() const noexcept { return socket_ != detail::no_socket; }
     native_handle_type native_handle() const noexcept { return socket_; }
 
 private:
     friend class Server;
-    static native_handle_type detail_no_socket() noexcept;
     Client(native_handle_type socket, const sockaddr_storage& peer); // owns socket from the first instruction
     void require_open(const char* op) const;
     void apply_timeout() noexcept;
@@ -519,37 +562,8 @@ private:
     [[noreturn]] void fail(const char* op, std::error_code code, std::string_view note = {}) const;
     [[noreturn]] void fail_timeout(const char* op, std::string_view note = {}) const;
 
-    struct Handle { // owns the descriptor
-        native_handle_type value;
-        Handle(native_handle_type v = detail_no_socket()) noexcept : value(v) {}
-        Handle(Handle&& other) noexcept : value(std::exchange(other.value, detail_no_socket())) {}
-        Handle& operator=(Handle&& other) noexcept;
-        ~Handle() { reset(); }
-        void reset() noexcept;
-        operator native_handle_type() const noexcept { return value; }
-    };
-    struct Buffer { // bytes read from the OS but not yet returned
-        std::unique_ptr<char[]> data;
-        std::size_t capacity = 0, begin = 0, end = 0;
-        Buffer() = default;
-        Buffer(Buffer&& other) noexcept { *this = std::move(other); }
-        Buffer& operator=(Buffer&& other) noexcept {
-            data = std::move(other.data);
-            capacity = std::exchange(other.capacity, 0), begin = std::exchange(other.begin, 0), end = std::exchange(other.end, 0);
-            return *this;
-        }
-        std::size_t size() const noexcept { return end - begin; }
-        const char* bytes() const noexcept { return data.get() + begin; }
-        std::string take(std::size_t n);
-        void consume(std::size_t n) noexcept {
-            begin += n;
-            if (begin == end) begin = end = 0;
-        }
-        char* prepare(std::size_t n);
-        void commit(std::size_t n) noexcept { end += n; }
-    };
-    Handle socket_;
-    Buffer buffer_;
+    detail::Socket socket_;
+    detail::Buffer buffer_;
     Timeout timeout_;
     Address peer_;
     std::string endpoint_; // "host:port" as the user named it, for error messages
@@ -625,8 +639,8 @@ public:
 private:
     struct Wake { // how stop() and finished handlers interrupt a blocked accept()
         std::atomic<bool> stopped{false};
-        Client::Handle socket; // a UDP socket on 127.0.0.1 connected to itself
-        Client::Handle listener; // Linux, one listener: its duplicate, which stop() shuts down
+        detail::Socket socket; // a UDP socket on 127.0.0.1 connected to itself
+        detail::Socket listener; // Linux, one listener: its duplicate, which stop() shuts down
     };
     bool drain_wake();
     void sleep_until_woken(std::chrono::steady_clock::time_point until);
@@ -634,7 +648,7 @@ private:
     std::pair<Client, Address> accept_until(std::chrono::steady_clock::time_point deadline);
     void require_listening(const char* op) const;
     class Sessions;
-    std::vector<Client::Handle> listeners_;
+    std::vector<detail::Socket> listeners_;
     std::unique_ptr<Wake> wake_;
     Timeout timeout_;
     std::string endpoint_;
@@ -1046,6 +1060,44 @@ inline std::u16string to_utf16(std::string_view utf8_text) {
     return out;
 }
 
+inline Socket& Socket::operator=(Socket&& other) noexcept {
+    if (this != &other) {
+        reset();
+        value_ = std::exchange(other.value_, no_socket);
+    }
+    return *this;
+}
+inline void Socket::reset() noexcept {
+    if (value_ != no_socket) close_native(value_);
+    value_ = no_socket;
+}
+
+inline Buffer& Buffer::operator=(Buffer&& other) noexcept {
+    data = std::move(other.data);
+    capacity = std::exchange(other.capacity, 0), begin = std::exchange(other.begin, 0), end = std::exchange(other.end, 0);
+    return *this;
+}
+inline std::string Buffer::take(std::size_t n) {
+    std::string out(bytes(), n);
+    consume(n);
+    return out;
+}
+inline char* Buffer::prepare(std::size_t n) {
+    if (capacity - end >= n) return data.get() + end;
+    if (size() + n <= capacity) { // room enough once the consumed front is dropped
+        std::memmove(data.get(), bytes(), size());
+    } else {
+        std::size_t grown = std::max(capacity * 2, size() + n);
+        std::unique_ptr<char[]> bigger(new char[grown]);
+        if (size() > 0) std::memcpy(bigger.get(), bytes(), size());
+        data = std::move(bigger);
+        capacity = grown;
+    }
+    end -= begin;
+    begin = 0;
+    return data.get() + end;
+}
+
 } // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -1154,41 +1206,6 @@ inline void print(std::string_view text) {
 
 // --- Client
 
-inline native_handle_type Client::detail_no_socket() noexcept { return detail::no_socket; }
-
-inline Client::Handle& Client::Handle::operator=(Handle&& other) noexcept {
-    if (this != &other) {
-        reset();
-        value = std::exchange(other.value, detail_no_socket());
-    }
-    return *this;
-}
-inline void Client::Handle::reset() noexcept {
-    if (value != detail_no_socket()) detail::close_native(value);
-    value = detail_no_socket();
-}
-
-inline std::string Client::Buffer::take(std::size_t n) {
-    std::string out(bytes(), n);
-    consume(n);
-    return out;
-}
-inline char* Client::Buffer::prepare(std::size_t n) {
-    if (capacity - end >= n) return data.get() + end;
-    if (size() + n <= capacity) { // room enough once the consumed front is dropped
-        std::memmove(data.get(), bytes(), size());
-    } else {
-        std::size_t grown = std::max(capacity * 2, size() + n);
-        std::unique_ptr<char[]> bigger(new char[grown]);
-        if (size() > 0) std::memcpy(bigger.get(), bytes(), size());
-        data = std::move(bigger);
-        capacity = grown;
-    }
-    end -= begin;
-    begin = 0;
-    return data.get() + end;
-}
-
 inline Client::Client(std::string_view host, std::uint16_t port) { connect(host, port); }
 
 inline Client::Client(native_handle_type socket, const sockaddr_storage& peer)
@@ -1230,8 +1247,8 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
     const std::vector<sockaddr_storage> addresses = detail::resolve("connect", endpoint_, host, port);
     std::error_code last;
     for (const sockaddr_storage& address : addresses) {
-        Handle candidate(detail::open_native(address.ss_family));
-        if (candidate == detail_no_socket()) {
+        detail::Socket candidate(detail::open_native(address.ss_family));
+        if (candidate == detail::no_socket) {
             last = detail::os_error(detail::last_error());
             continue;
         }
@@ -1263,7 +1280,7 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
         }
         peer_ = detail::to_address(address);
         socket_ = std::move(candidate);
-        buffer_ = Buffer{};
+        buffer_ = detail::Buffer{};
         if (!chaos_recv_) {
             chaos_recv_ = detail::chaos_from_environment();
             chaos_send_ = detail::chaos_send_state(chaos_recv_);
@@ -1399,7 +1416,8 @@ inline std::string Client::recv(std::size_t max_bytes) {
     if (buffer_.size() == 0) {
         if (max_bytes <= detail::stack_read) {
             char bytes[detail::stack_read];
-            return result_from(bytes, read_some(bytes, max_bytes, deadline(), "recv"), "recv");
+            const std::size_t n = read_some(bytes, max_bytes, deadline(), "recv");
+            return result_from(bytes, n, "recv");
         }
         if (fill(deadline(), "recv") == 0) return {};
     }
@@ -1604,7 +1622,7 @@ inline Address Client::peer_address() const {
 }
 inline void Client::close() noexcept {
     socket_.reset();
-    buffer_ = Buffer{};
+    buffer_ = detail::Buffer{};
 }
 
 // --- Server
@@ -1630,15 +1648,15 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
     // program hold that port on a later address, start over with a new one (bounded).
     std::error_code last;
     for (int attempt = 0; attempt < 16; ++attempt) {
-        std::vector<Client::Handle> bound;
+        std::vector<detail::Socket> bound;
         std::uint16_t chosen = port; // the port every further address binds
         bool retry = false;
         for (sockaddr_storage storage : addresses) {
             const int family = storage.ss_family;
             if (family == AF_INET6) reinterpret_cast<sockaddr_in6&>(storage).sin6_port = htons(chosen);
             else reinterpret_cast<sockaddr_in&>(storage).sin_port = htons(chosen);
-            Client::Handle s(detail::open_native(family));
-            if (s != Client::detail_no_socket()) {
+            detail::Socket s(detail::open_native(family));
+            if (s != detail::no_socket) {
                 detail::prepare_listener(s);
                 if (family == AF_INET6) { // dual-stack only for "": an IPv6 address means IPv6
                     const int v6only = host.empty() ? 0 : 1;
@@ -1673,7 +1691,7 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
 
 inline void Server::listen(int backlog) {
     if (!is_open()) detail::fail("listen", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first");
-    for (const Client::Handle& s : listeners_)
+    for (const detail::Socket& s : listeners_)
         if (::listen(s, backlog) != 0) detail::fail("listen", endpoint_, detail::os_error(detail::last_error()));
     listening_ = true;
 }
@@ -1699,7 +1717,7 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
     // client, and stop() wakes it. Otherwise poll the listeners and the wake socket, then
     // accept: two calls per client (trying accept() first would save the poll when
     // clients queue up, and cost a third call whenever none is waiting).
-    const bool blocking = wake_->listener != Client::detail_no_socket() && !timeout_;
+    const bool blocking = wake_->listener != detail::no_socket && !timeout_;
     for (;;) {
         if (stopped()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::operation_canceled), "the server was stopped");
         if (!blocking) {
@@ -1721,7 +1739,7 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
             sockaddr_storage storage{};
             socklen_t length = sizeof storage;
             const native_handle_type s = detail::accept_native(listeners_[i], reinterpret_cast<sockaddr*>(&storage), &length);
-            if (s != Client::detail_no_socket()) {
+            if (s != detail::no_socket) {
                 Client client(s, storage);
                 Address peer = client.peer_;
                 return {std::move(client), std::move(peer)};
@@ -1758,7 +1776,7 @@ inline void Server::stop() noexcept {
     wake_->stopped.store(true);
     const char byte = 0;
     (void)::send(wake_->socket, &byte, 1, 0); // send() and shutdown() are async-signal-safe
-    if (wake_->listener != Client::detail_no_socket()) (void)::shutdown(wake_->listener, detail::shut_both);
+    if (wake_->listener != detail::no_socket) (void)::shutdown(wake_->listener, detail::shut_both);
     detail::set_last_error(saved);
 }
 
@@ -1931,7 +1949,7 @@ inline void Server::set_timeout(Timeout timeout) {
 
 // accept() blocks in the OS only on a lone Linux listener without a timeout.
 inline void Server::apply_timeout() noexcept {
-    if (wake_ && wake_->listener != Client::detail_no_socket() && listeners_.size() == 1)
+    if (wake_ && wake_->listener != detail::no_socket && listeners_.size() == 1)
         detail::set_blocking(listeners_.front(), !timeout_);
 }
 

@@ -7,7 +7,9 @@
 #   scripts/test-windows.sh
 #
 # Needs cmake, catch2 (v2, header-only), g++-mingw-w64-x86-64-posix and wine64; installs
-# nothing. Scratch space: build/windows/ (the Wine prefix in it is kept between runs).
+# nothing. With g++-mingw-w64-x86-64-win32 installed too, it also checks that the win32
+# thread model stops at the header's #error. Scratch space: build/windows/ (the Wine
+# prefix in it is kept between runs).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +47,38 @@ wineserver64 -p >"$work/wineserver.log" 2>&1 </dev/null || status=$?
 trap 'wineserver64 -k >/dev/null 2>&1 </dev/null || true' EXIT
 "$wine" wineboot --init >"$work/wineboot.log" 2>&1 </dev/null || { tail -n 20 "$work/wineboot.log" >&2; exit 1; }
 echo "wine prefix ready ($((SECONDS - start)) s): $WINEPREFIX"
+
+# The README's MinGW drop-in line, exactly as written there: the consumers' main.cpp next
+# to a copy of the header, built into a.exe (the line names no -o), which must need no
+# MinGW DLL (-static) and make its loopback round trip.
+readme_line=(x86_64-w64-mingw32-g++-posix -std=c++17 -static main.cpp -lws2_32)
+grep -qF -- "${readme_line[*]}" README.md || { echo "test-windows: README.md lacks the line: ${readme_line[*]}" >&2; exit 1; }
+dropin=$work/dropin
+rm -rf "$dropin"
+mkdir -p "$dropin"
+cp tests/consumers/main.cpp greet_socket.hpp "$dropin/"
+(cd "$dropin" && "${readme_line[@]}")
+if x86_64-w64-mingw32-objdump -p "$dropin/a.exe" | grep -i 'DLL Name: lib'; then
+  echo "test-windows: a.exe needs the MinGW DLLs above" >&2
+  exit 1
+fi
+reply=$(timeout 60 "$wine" "$dropin/a.exe" </dev/null | tr -d '\r') || true
+[[ $reply == "greet_socket "*": loopback round trip on port "*" ok" ]] || { echo "a.exe printed: $reply" >&2; exit 1; }
+echo "the README's MinGW line: $reply ($((SECONDS - start)) s)"
+
+# The win32 thread model (the plain x86_64-w64-mingw32-g++ once Debian's g++-mingw-w64 is
+# installed) has a libstdc++ without std::mutex: its first error must be the header's own,
+# naming the -posix compiler.
+if command -v x86_64-w64-mingw32-g++-win32 >/dev/null; then
+  (cd "$dropin" && x86_64-w64-mingw32-g++-win32 -std=c++17 -static main.cpp -lws2_32 -o win32.exe) >"$work/win32.log" 2>&1 &&
+    { echo "test-windows: the win32 thread model compiled the header" >&2; exit 1; }
+  first=$(grep -m1 'error' "$work/win32.log") || true
+  [[ $first == *"#error"*"x86_64-w64-mingw32-g++-posix"* ]] ||
+    { echo "test-windows: the win32 thread model's first error is not the header's #error:" >&2; head -n 5 "$work/win32.log" >&2; exit 1; }
+  echo "the win32 thread model stops at: ${first#*#error }"
+else
+  echo "not checked (no x86_64-w64-mingw32-g++-win32 here): the win32 thread model's #error"
+fi
 
 # Catch2 as a package of the Windows build: the toolchain finds packages only below its
 # roots, and /usr/include on a MinGW compiler's path breaks the build, so a root of its

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 NAMES = ["Ada", "Zoë", "世界", "🚀"]
 GREETING = "message from server: hello "
@@ -85,6 +86,38 @@ def check(server_argv, client_argv, label):
     print("PASS", label)
 
 
+def check_reply_in_pieces(client_argv):
+    """A server that writes its reply in two pieces 300 ms apart, then closes: the client
+    must print the whole reply once. The pause is the subject: the second piece arrives
+    after the first recv has returned, as it can from any server over a real network."""
+    listener = socket.create_server(("localhost", 0))
+    listener.settimeout(TIMEOUT)
+    served = queue.Queue()
+
+    def serve():
+        try:
+            c, _ = listener.accept()
+            with c:
+                c.settimeout(TIMEOUT)
+                c.recv(1024)  # the name
+                c.sendall("message".encode("utf-8"))
+                time.sleep(0.3)
+                c.sendall(" from server ✓".encode("utf-8"))
+            served.put(None)
+        except Exception as e:  # reported by the test's own thread
+            served.put(e)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        out = run_client(client_argv, str(listener.getsockname()[1]), "Ada")
+        error = served.get(timeout=TIMEOUT)
+        assert error is None, "the two-piece server failed: %r" % error
+    finally:
+        listener.close()
+    assert out == "enter your name - message from server ✓\n", "the client printed %r" % out
+    print("PASS", "C++ client, a reply in two pieces 300 ms apart")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
@@ -97,6 +130,7 @@ def main():
     check([args.server], py_client, "C++ server, Python client")
     check(py_server, [args.client], "Python server, C++ client")
     check(py_server, py_client, "Python server, Python client")
+    check_reply_in_pieces([args.client])
 
 
 if __name__ == "__main__":

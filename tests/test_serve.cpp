@@ -39,6 +39,10 @@
 using namespace std::chrono_literals;
 using test::guard;
 using test::pattern;
+#ifdef __linux__
+using test::this_thread_id;
+using test::thread_state;
+#endif
 
 namespace {
 
@@ -120,15 +124,6 @@ private:
 };
 
 #ifdef __linux__
-long this_thread_id() { return static_cast<long>(::syscall(SYS_gettid)); }
-
-// The state letter of one of this process's threads ('S' while blocked in a system call).
-char thread_state(long tid) {
-    std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const std::size_t after_name = text.rfind(')');
-    return after_name != std::string::npos && after_name + 2 < text.size() ? text[after_name + 2] : '?';
-}
 
 // Waits until the thread is asleep in the kernel (in serve, that is its poll), so that a
 // stop() lands on a blocked call rather than before it. Bounded; only sharpens the

@@ -147,7 +147,7 @@ TEST_CASE("accept with a timeout gives up when no client comes", "[timeouts]") {
 // further SYNs, so connect() waits for a SYN-ACK that never comes. On this Linux 6.18
 // machine the first connection completed and the second timed out after ~200 ms.
 // Other kernels (gVisor, some BSDs) queue more or answer with a reset; then no
-// timeout occurs within the bound and the test only warns.
+// timeout occurs within the bound and the test is skipped.
 TEST_CASE("connect gives up on a listener that never answers", "[timeouts]") {
     greet::Server server("127.0.0.1", 0, 0);
     const std::uint16_t port = server.local_address().port;
@@ -161,11 +161,9 @@ TEST_CASE("connect gives up on a listener that never answers", "[timeouts]") {
         if (!error) queued.push_back(std::move(client));
         else CHECK_FALSE(client.is_open());
     }
-    if (!error) {
-        WARN("64 connections to a backlog-0 listener all completed: this kernel never drops the SYN, "
-             "so the connect timeout could not be shown");
-        return;
-    }
+    if (!error)
+        GREET_TEST_SKIP("64 connections to a backlog-0 listener all completed: this kernel never drops the SYN, "
+                        "so the connect timeout could not be shown");
     INFO(error->what() << " after " << queued.size() << " queued connections");
     CHECK(elapsed < generous);
     CHECK(error->code() == std::errc::timed_out);
