@@ -441,6 +441,29 @@ void print(std::string_view text);                               // text + '\n',
 
 using Timeout = std::optional<std::chrono::milliseconds>;
 
+// Ends blocked calls from another thread or a signal handler: a Cancel button, a program
+// shutting down. Copies share one state, as std::stop_source's do; give one to many
+// sockets (set_canceller) or one to each. After cancel(), every blocked call of those
+// sockets, and every later one, fails with Error (std::errc::operation_canceled) within
+// milliseconds, until reset(). A cancelled receive loses no byte (after reset() the next
+// receive returns them), a cancelled send's message says how many bytes went, and a
+// cancelled connect leaves the Client unconnected, free to connect again.
+class Canceller {
+public:
+    Canceller(); // one wake-up socket, shared by every copy. Throws: Error (EMFILE, say).
+    // Safe from any thread and from a signal handler (an atomic store and one send(); errno
+    // is left as it was).
+    void cancel() noexcept;
+    void reset() noexcept;
+    bool cancelled() const noexcept;
+
+private:
+    friend class Client;
+    friend class Server;
+    struct State;
+    std::shared_ptr<State> state_;
+};
+
 // A connected TCP stream. Move-only; closes on destruction. Threads: different Clients
 // may be used from different threads at once; one Client by one thread at a time,
 // except that one thread may send while another receives (chaos mode included).
@@ -534,6 +557,10 @@ public:
     // GREET_SOCKET_CHAOS=<seed> turns it on for every socket as it connects or is accepted;
     // std::nullopt turns it off for this one.
     void set_chaos(std::optional<std::uint64_t> seed) noexcept;
+    // connect, send and every receive also end when the canceller is cancelled. Costs one
+    // poll() per wait (the socket turns non-blocking) and no descriptor of its own; a
+    // Client without one pays nothing. Kept until replaced, moved along with the Client.
+    void set_canceller(Canceller canceller) noexcept;
 
     Address local_address() const; // Throws: Error when not connected.
     Address peer_address() const;  // Throws: Error when not connected.
@@ -545,6 +572,7 @@ private:
     friend class Server;
     Client(native_handle_type socket, const sockaddr_storage& peer); // owns socket from the first instruction
     void require_open(const char* op) const;
+    void begin(const char* op) const; // open, and not cancelled
     void apply_timeout() noexcept;
     bool wait(short events, std::chrono::steady_clock::time_point deadline) const;
     std::chrono::steady_clock::time_point deadline() const noexcept;
@@ -558,7 +586,9 @@ private:
     std::string result_from(const char* bytes, std::size_t n, const char* op);
     void check_deadline(std::chrono::steady_clock::time_point until, const char* op) const;
     std::size_t send_pieces(std::string_view first, std::string_view second, const char* op);
-    void check_cancelled(const char* op) const;
+    bool cancelled() const noexcept;
+    void check_cancelled(const char* op, std::string_view note = {}) const;
+    bool wait_on(native_handle_type s, short events, std::chrono::steady_clock::time_point deadline) const;
     [[noreturn]] void fail(const char* op, std::error_code code, std::string_view note = {}) const;
     [[noreturn]] void fail_timeout(const char* op, std::string_view note = {}) const;
 
@@ -570,6 +600,7 @@ private:
     // Set by Server::serve when it cuts this connection off; shared, so that a Client moved
     // out of its handler never points into serve()'s frame.
     std::shared_ptr<const std::atomic<bool>> cancelled_;
+    std::shared_ptr<Canceller::State> canceller_; // set_canceller's
     // Chaos mode's random states (0 is off), one per direction: one thread may send while
     // another receives.
     std::uint64_t chaos_recv_ = 0, chaos_send_ = 0;
@@ -611,6 +642,9 @@ public:
     std::pair<Client, Address> accept();
     // accept waits at most this long; nullopt waits forever (the default).
     void set_timeout(Timeout timeout);
+    // accept() also ends when the canceller is cancelled, and serve() returns as after
+    // stop(). Accepted Clients do not inherit it: give them the same one to end them too.
+    void set_canceller(Canceller canceller) noexcept;
     Timeout timeout() const noexcept { return timeout_; }
     Address local_address() const; // the real port after bind(host, 0). Throws: Error when not bound.
     void close() noexcept;
@@ -647,12 +681,14 @@ private:
     void apply_timeout() noexcept;
     std::pair<Client, Address> accept_until(std::chrono::steady_clock::time_point deadline);
     void require_listening(const char* op) const;
+    bool cancelled() const noexcept;
     class Sessions;
     std::vector<detail::Socket> listeners_;
     std::unique_ptr<Wake> wake_;
     Timeout timeout_;
     std::string endpoint_;
     bool listening_ = false;
+    std::shared_ptr<Canceller::State> canceller_;
 };
 
 } // namespace greet
@@ -907,22 +943,35 @@ inline Address socket_address(native_handle_type s, bool peer, const char* op, s
     return to_address(storage);
 }
 
-// A UDP socket on 127.0.0.1 connected to itself: stop() sends it a byte, which wakes
-// a poll() on it. One mechanism on every platform, and send() is async-signal-safe.
-template <class Wake>
-std::unique_ptr<Wake> open_wake_socket(std::string_view endpoint) {
-    auto wake = std::make_unique<Wake>();
-    wake->socket = open_native(AF_INET, SOCK_DGRAM);
+// What Server::stop(), serve()'s finished handlers and a Canceller wake pollers with: a
+// UDP socket on 127.0.0.1 connected to itself. A byte sent to it makes every poll() on it
+// return; one mechanism on every platform, and send() is async-signal-safe.
+inline Socket open_wake_socket(const char* op, std::string_view endpoint, const char* purpose) {
+    Socket wake(open_native(AF_INET, SOCK_DGRAM));
     sockaddr_in self{};
     self.sin_family = AF_INET;
     self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t length = sizeof self;
     sockaddr* address = reinterpret_cast<sockaddr*>(&self);
-    if (wake->socket == no_socket || ::bind(wake->socket, address, length) != 0 || ::getsockname(wake->socket, address, &length) != 0 ||
-        ::connect(wake->socket, address, length) != 0)
-        fail("bind", endpoint, os_error(last_error()), "could not open the socket that stop() signals");
-    set_blocking(wake->socket, false);
+    if (wake == no_socket || ::bind(wake, address, length) != 0 || ::getsockname(wake, address, &length) != 0 ||
+        ::connect(wake, address, length) != 0)
+        fail(op, endpoint, os_error(last_error()), purpose);
+    set_blocking(wake, false);
     return wake;
+}
+// Reads every byte a wake socket holds.
+inline void drain(native_handle_type wake) noexcept {
+    char bytes[64];
+    while (::recv(wake, bytes, sizeof bytes, 0) > 0) {
+    }
+}
+// Sends the byte that wakes every poll() on a wake socket, leaving errno as it was (the
+// caller may be a signal handler). A full socket is awake already.
+inline void wake_up(native_handle_type wake) noexcept {
+    const int saved = last_error();
+    const char byte = 0;
+    (void)::send(wake, &byte, 1, 0);
+    set_last_error(saved);
 }
 
 // Chaos mode: a splitmix64 state per socket; the next piece size is 1 to 16 bytes.
@@ -1204,6 +1253,28 @@ inline void print(std::string_view text) {
     std::fflush(stdout);
 }
 
+// --- Canceller
+
+struct Canceller::State {
+    std::atomic<bool> cancelled{false};
+    detail::Socket wake; // readable from cancel() to reset(): every poll() on it returns
+};
+inline Canceller::Canceller() : state_(std::make_shared<State>()) {
+    state_->wake = detail::open_wake_socket("Canceller", {}, "could not open the socket that cancel() signals");
+}
+inline void Canceller::cancel() noexcept {
+    if (!state_) return; // moved from
+    state_->cancelled.store(true);
+    detail::wake_up(state_->wake);
+}
+inline void Canceller::reset() noexcept {
+    if (!state_) return;
+    state_->cancelled.store(false);
+    detail::drain(state_->wake);
+    if (state_->cancelled.load()) detail::wake_up(state_->wake); // a cancel() in between keeps its wake-up
+}
+inline bool Canceller::cancelled() const noexcept { return state_ && state_->cancelled.load(); }
+
 // --- Client
 
 inline Client::Client(std::string_view host, std::uint16_t port) { connect(host, port); }
@@ -1215,6 +1286,10 @@ inline Client::Client(native_handle_type socket, const sockaddr_storage& peer)
 inline void Client::require_open(const char* op) const {
     if (!is_open()) fail(op, std::make_error_code(std::errc::not_connected));
 }
+inline void Client::begin(const char* op) const {
+    require_open(op);
+    check_cancelled(op);
+}
 
 inline void Client::fail(const char* op, std::error_code code, std::string_view note) const {
     detail::fail(op, endpoint_, code, note);
@@ -1225,25 +1300,34 @@ inline void Client::fail_timeout(const char* op, std::string_view note) const {
     detail::fail(op, endpoint_, std::make_error_code(std::errc::timed_out), text);
 }
 
-// Without a timeout the socket blocks and each call is one system call; with one it
-// is non-blocking and poll() runs only when the OS has nothing ready.
+// Without a timeout or a canceller the socket blocks and each call is one system call;
+// with either it is non-blocking and poll() runs only when the OS has nothing ready.
 inline void Client::apply_timeout() noexcept {
-    if (is_open()) detail::set_blocking(socket_, !timeout_);
+    if (is_open()) detail::set_blocking(socket_, !timeout_ && !canceller_);
 }
 inline std::chrono::steady_clock::time_point Client::deadline() const noexcept {
     return detail::deadline_after(timeout_);
 }
 inline bool Client::wait(short events, std::chrono::steady_clock::time_point deadline) const {
-    detail::pollfd_type fd{};
-    fd.fd = socket_;
-    fd.events = events;
-    return detail::wait_any(&fd, 1, deadline, "poll", endpoint_);
+    return wait_on(socket_, events, deadline);
+}
+// Waits until s is ready or the canceller fires (true), or the deadline passes (false).
+inline bool Client::wait_on(native_handle_type s, short events, std::chrono::steady_clock::time_point deadline) const {
+    detail::pollfd_type fds[2]{};
+    fds[0].fd = s;
+    fds[0].events = events;
+    if (canceller_) {
+        fds[1].fd = canceller_->wake;
+        fds[1].events = POLLIN;
+    }
+    return detail::wait_any(fds, canceller_ ? 2 : 1, deadline, "poll", endpoint_);
 }
 
 inline void Client::connect(std::string_view host, std::uint16_t port) {
     if (is_open())
         detail::fail("connect", detail::endpoint_text(host, port), std::make_error_code(std::errc::already_connected));
     endpoint_ = detail::endpoint_text(host, port);
+    check_cancelled("connect");
     const std::vector<sockaddr_storage> addresses = detail::resolve("connect", endpoint_, host, port);
     std::error_code last;
     for (const sockaddr_storage& address : addresses) {
@@ -1252,21 +1336,20 @@ inline void Client::connect(std::string_view host, std::uint16_t port) {
             last = detail::os_error(detail::last_error());
             continue;
         }
-        // With a timeout, a non-blocking connect + poll, so the timeout covers connect too;
-        // without one, a plain blocking connect (one system call). An interrupted connect
-        // carries on either way, and a refusal or time-out moves on to the next address.
-        // The socket is left as apply_timeout() would leave it.
-        if (timeout_) detail::set_blocking(candidate, false);
+        // With a timeout or a canceller, a non-blocking connect + poll, so that either ends
+        // connect too; without, a plain blocking connect (one system call). An interrupted
+        // connect carries on either way, and a refusal or time-out moves on to the next
+        // address. The socket is left as apply_timeout() would leave it.
+        if (timeout_ || canceller_) detail::set_blocking(candidate, false);
         if (::connect(candidate, reinterpret_cast<const sockaddr*>(&address), detail::sockaddr_length(address)) != 0) {
             int e = detail::last_error();
             if (!detail::in_progress(e)) {
                 last = detail::os_error(e);
                 continue;
             }
-            detail::pollfd_type fd{};
-            fd.fd = candidate;
-            fd.events = POLLOUT;
-            if (!detail::wait_any(&fd, 1, deadline(), "connect", endpoint_)) {
+            const bool ready = wait_on(candidate, POLLOUT, deadline());
+            check_cancelled("connect"); // the candidate closes; this Client stays unconnected
+            if (!ready) {
                 last = std::make_error_code(std::errc::timed_out);
                 continue;
             }
@@ -1296,7 +1379,7 @@ inline std::size_t Client::send(std::string_view bytes) { return send_pieces(byt
 
 // Sends first + second, looping over partial writes; one system call when the OS takes all.
 inline std::size_t Client::send_pieces(std::string_view first, std::string_view second, const char* op) {
-    require_open(op);
+    begin(op);
     const auto until = deadline();
     const std::size_t total = first.size() + second.size();
     std::size_t sent = 0;
@@ -1308,6 +1391,7 @@ inline std::size_t Client::send_pieces(std::string_view first, std::string_view 
         const long rc = detail::send_two(socket_, a.data(), a.size(), b.data(), b.size());
         if (rc >= 0) {
             sent += static_cast<std::size_t>(rc);
+            if (sent < total && cancelled()) check_cancelled(op, "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes");
             // Small pieces (chaos mode) may never fill the socket buffer: the deadline holds all the same.
             if (sent < total && until != detail::no_deadline && detail::Clock::now() >= until)
                 fail_timeout(op, "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes");
@@ -1324,6 +1408,7 @@ inline std::size_t Client::send_pieces(std::string_view first, std::string_view 
             fail(op, code, !sent ? std::string() : info && info->hint ? std::string(info->hint) + "; " + progress : progress);
         }
         if (!wait(POLLOUT, until)) fail_timeout(op, progress);
+        check_cancelled(op, progress);
     }
     return sent;
 }
@@ -1351,9 +1436,17 @@ inline std::size_t Client::send_message(std::string_view payload) {
     return send_pieces(std::string_view(header, 4), payload, "send_message");
 }
 
-// After Server::serve has cut a handler off, its blocked call ends in this error.
-inline void Client::check_cancelled(const char* op) const {
-    if (cancelled_ && cancelled_->load()) fail(op, std::make_error_code(std::errc::operation_canceled));
+// Once Server::serve has cut this connection off, or its Canceller was cancelled, every
+// call ends in this error; note says how far a send got.
+inline bool Client::cancelled() const noexcept {
+    return (cancelled_ && cancelled_->load()) || (canceller_ && canceller_->cancelled.load());
+}
+inline void Client::check_cancelled(const char* op, std::string_view note) const {
+    if (!cancelled()) return;
+    const bool cut_off = cancelled_ && cancelled_->load();
+    std::string text = cut_off ? "the server is stopping" : "cancelled by its greet::Canceller; reset() it to go on";
+    if (!note.empty()) text.append("; ").append(note);
+    fail(op, std::make_error_code(std::errc::operation_canceled), text);
 }
 
 // One receive from the OS: the bytes read (0 once the peer has closed).
@@ -1371,6 +1464,7 @@ inline std::size_t Client::read_some(char* into, std::size_t n, std::chrono::ste
         check_cancelled(op);
         if (!detail::would_block(e)) fail(op, detail::os_error(e));
         if (!wait(POLLIN, until)) fail_timeout(op);
+        check_cancelled(op);
     }
 }
 // Appends one OS receive to the buffer, as large as the room it has (at least 64 KiB);
@@ -1411,7 +1505,7 @@ inline std::string Client::result_from(const char* bytes, std::size_t n, const c
 }
 
 inline std::string Client::recv(std::size_t max_bytes) {
-    require_open("recv");
+    begin("recv");
     if (max_bytes == 0) detail::fail_argument("recv", "max_bytes must be at least 1");
     if (buffer_.size() == 0) {
         if (max_bytes <= detail::stack_read) {
@@ -1425,7 +1519,7 @@ inline std::string Client::recv(std::size_t max_bytes) {
 }
 
 inline std::size_t Client::recv_into(char* into, std::size_t max_bytes) {
-    require_open("recv_into");
+    begin("recv_into");
     if (max_bytes == 0) detail::fail_argument("recv_into", "max_bytes must be at least 1");
     if (buffer_.size() > 0) {
         const std::size_t n = std::min(max_bytes, buffer_.size());
@@ -1437,7 +1531,7 @@ inline std::size_t Client::recv_into(char* into, std::size_t max_bytes) {
 }
 
 inline std::string Client::recv_text(std::size_t max_bytes) {
-    require_open("recv_text");
+    begin("recv_text");
     if (max_bytes < 4) detail::fail_argument("recv_text", "max_bytes must be at least 4, the longest UTF-8 character");
     const auto until = deadline();
     if (buffer_.size() == 0 && max_bytes <= detail::stack_read) { // the tutorial's recv_text(1024) never needs the buffer
@@ -1500,7 +1594,7 @@ inline void Client::read_rest(char* out, std::size_t size, std::string_view unre
 }
 
 inline std::string Client::recv_exact(std::size_t n) {
-    require_open("recv_exact");
+    begin("recv_exact");
     if (n == 0) detail::fail_argument("recv_exact", "n must be at least 1");
     std::string out = result_of(n, "recv_exact");
     read_rest(out.data(), n, {}, deadline(), "recv_exact");
@@ -1508,13 +1602,13 @@ inline std::string Client::recv_exact(std::size_t n) {
 }
 
 inline void Client::recv_exact_into(char* into, std::size_t n) {
-    require_open("recv_exact_into");
+    begin("recv_exact_into");
     if (n == 0) detail::fail_argument("recv_exact_into", "n must be at least 1");
     read_rest(into, n, {}, deadline(), "recv_exact_into");
 }
 
 inline std::string Client::recv_message(std::size_t max_bytes) {
-    require_open("recv_message");
+    begin("recv_message");
     const auto until = deadline();
     for (bool first = true; buffer_.size() < 4; first = false) {
         if (!first) check_deadline(until, "recv_message");
@@ -1539,7 +1633,7 @@ inline std::string Client::recv_message(std::size_t max_bytes) {
 // looks in the buffer itself first: a long stream of short lines costs one memchr per
 // line (and recv_line one copy), and one system call per 64 to 128 KiB.
 inline std::size_t Client::find_line(std::size_t max_bytes, const char* op) {
-    require_open(op);
+    begin(op);
     if (max_bytes == 0) detail::fail_argument(op, "max_bytes must be at least 1");
     const auto until = deadline();
     const std::size_t window = detail::line_window(max_bytes);
@@ -1589,7 +1683,7 @@ inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
 inline std::string_view Client::recv_line_view(std::size_t max_bytes) {
     // The common case, small enough to inline: the line is already buffered (bytes are
     // buffered only while the socket is open). find_line does the rest, checks included.
-    const std::size_t ready = max_bytes == 0 ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
+    const std::size_t ready = max_bytes == 0 || canceller_ ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
     const void* found = ready > 0 ? std::memchr(buffer_.bytes(), '\n', ready) : nullptr;
     const std::size_t taken = found ? static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1
                                     : find_line(max_bytes, "recv_line");
@@ -1599,6 +1693,11 @@ inline std::string_view Client::recv_line_view(std::size_t max_bytes) {
 inline void Client::set_timeout(Timeout timeout) {
     if (timeout && timeout->count() < 0) detail::fail_argument("set_timeout", "the timeout must not be negative");
     timeout_ = timeout;
+    apply_timeout();
+}
+
+inline void Client::set_canceller(Canceller canceller) noexcept {
+    canceller_ = std::move(canceller.state_);
     apply_timeout();
 }
 
@@ -1679,7 +1778,8 @@ inline void Server::bind(std::string_view host, std::uint16_t port) {
         }
         if (retry) continue;
         if (bound.empty()) break;
-        wake_ = detail::open_wake_socket<Wake>(endpoint_);
+        wake_ = std::make_unique<Wake>();
+        wake_->socket = detail::open_wake_socket("bind", endpoint_, "could not open the socket that stop() signals");
         listeners_ = std::move(bound);
         if (listeners_.size() == 1) wake_->listener = detail::listener_waker(listeners_.front());
         apply_timeout();
@@ -1710,26 +1810,34 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
     // No allocation per client: the listeners (one or two) and the wake socket fit on the stack.
     detail::pollfd_type few[4]{};
     std::vector<detail::pollfd_type> many;
-    const std::size_t count = listeners_.size() + 1;
+    const std::size_t count = listeners_.size() + (canceller_ ? 2 : 1); // + the wake socket, + the canceller's
     if (count > 4) many.resize(count);
     detail::pollfd_type* const fds = count > 4 ? many.data() : few;
     // A lone listener on Linux without a timeout blocks in accept(): one system call per
     // client, and stop() wakes it. Otherwise poll the listeners and the wake socket, then
     // accept: two calls per client (trying accept() first would save the poll when
     // clients queue up, and cost a third call whenever none is waiting).
-    const bool blocking = wake_->listener != detail::no_socket && !timeout_;
+    const bool blocking = wake_->listener != detail::no_socket && !timeout_ && !canceller_;
     for (;;) {
         if (stopped()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::operation_canceled), "the server was stopped");
+        if (cancelled())
+            detail::fail("accept", endpoint_, std::make_error_code(std::errc::operation_canceled),
+                         "cancelled by its greet::Canceller; reset() it to go on");
         if (!blocking) {
             for (std::size_t i = 0; i < listeners_.size(); ++i) {
                 fds[i].fd = listeners_[i];
                 fds[i].events = POLLIN;
                 fds[i].revents = 0;
             }
-            detail::pollfd_type& wake = fds[count - 1];
+            detail::pollfd_type& wake = fds[listeners_.size()];
             wake.fd = wake_->socket;
             wake.events = POLLIN;
             wake.revents = 0;
+            if (canceller_) {
+                fds[count - 1].fd = canceller_->wake;
+                fds[count - 1].events = POLLIN;
+                fds[count - 1].revents = 0;
+            }
             if (!detail::wait_any(fds, count, deadline, "accept", endpoint_))
                 detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
             if (wake.revents) drain_wake();
@@ -1756,26 +1864,32 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
 
 // Empties the wake socket; true once stop() has been called.
 inline bool Server::drain_wake() {
-    char bytes[64];
-    while (::recv(wake_->socket, bytes, sizeof bytes, 0) > 0) {
-    }
+    detail::drain(wake_->socket);
     return wake_->stopped.load();
 }
-// Sleeps in the OS until stop(), a finished handler, or the deadline.
+// Sleeps in the OS until stop(), a finished handler, the canceller, or the deadline.
 inline void Server::sleep_until_woken(std::chrono::steady_clock::time_point until) {
-    detail::pollfd_type fd{};
-    fd.fd = wake_->socket;
-    fd.events = POLLIN;
-    detail::wait_any(&fd, 1, until, "serve", endpoint_);
+    detail::pollfd_type fds[2]{};
+    fds[0].fd = wake_->socket;
+    fds[0].events = POLLIN;
+    if (canceller_) {
+        fds[1].fd = canceller_->wake;
+        fds[1].events = POLLIN;
+    }
+    detail::wait_any(fds, canceller_ ? 2 : 1, until, "serve", endpoint_);
     drain_wake();
+}
+inline bool Server::cancelled() const noexcept { return canceller_ && canceller_->cancelled.load(); }
+inline void Server::set_canceller(Canceller canceller) noexcept {
+    canceller_ = std::move(canceller.state_);
+    apply_timeout();
 }
 
 inline void Server::stop() noexcept {
     if (!wake_) return;
     const int saved = detail::last_error(); // a signal handler must leave errno as it found it
     wake_->stopped.store(true);
-    const char byte = 0;
-    (void)::send(wake_->socket, &byte, 1, 0); // send() and shutdown() are async-signal-safe
+    detail::wake_up(wake_->socket); // send() and shutdown() are async-signal-safe
     if (wake_->listener != detail::no_socket) (void)::shutdown(wake_->listener, detail::shut_both);
     detail::set_last_error(saved);
 }
@@ -1865,8 +1979,7 @@ private:
             done_.splice(done_.end(), running_, it);
         }
         finished_.notify_all();
-        const char byte = 1; // wakes the accept loop: a slot is free
-        (void)::send(waker_, &byte, 1, 0);
+        detail::wake_up(waker_); // a slot is free
     }
     std::mutex mutex_;
     std::condition_variable finished_;
@@ -1913,7 +2026,7 @@ inline void Server::serve(const Handler& handler, const ServeOptions& options) {
     const Address here = local_address();
     {
         Sessions sessions(wake_->socket);
-        while (!stopped()) {
+        while (!stopped() && !cancelled()) {
             sessions.join_finished();
             if (sessions.running() >= max_clients) { // further clients wait in the backlog
                 sleep_until_woken(detail::no_deadline);
@@ -1923,7 +2036,7 @@ inline void Server::serve(const Handler& handler, const ServeOptions& options) {
             try {
                 next = accept_until(detail::no_deadline); // serve() waits for ever, whatever accept()'s timeout
             } catch (const std::exception& error) {
-                if (stopped()) break;
+                if (stopped() || cancelled()) break;
                 report(here, error, true);
                 // Out of descriptors, say: wait a little (or for a handler to end) and retry.
                 sleep_until_woken(detail::Clock::now() + std::chrono::milliseconds(100));
@@ -1947,10 +2060,10 @@ inline void Server::set_timeout(Timeout timeout) {
     apply_timeout();
 }
 
-// accept() blocks in the OS only on a lone Linux listener without a timeout.
+// accept() blocks in the OS only on a lone Linux listener without a timeout or a canceller.
 inline void Server::apply_timeout() noexcept {
     if (wake_ && wake_->listener != detail::no_socket && listeners_.size() == 1)
-        detail::set_blocking(listeners_.front(), !timeout_);
+        detail::set_blocking(listeners_.front(), !timeout_ && !canceller_);
 }
 
 inline Address Server::local_address() const {
