@@ -33,6 +33,16 @@
 #define GREET_SOCKET_VERSION_PATCH 0
 #define GREET_SOCKET_VERSION "1.0.0"
 
+// 1 when the throwing forms exist (exceptions on), 0 under -fno-exceptions: then only the
+// std::error_code forms are declared; the throwing ones are deleted, so a call fails to compile.
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
+#define GREET_SOCKET_EXCEPTIONS 1
+#define GREET_SOCKET_THROWS
+#else
+#define GREET_SOCKET_EXCEPTIONS 0
+#define GREET_SOCKET_THROWS = delete
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -380,8 +390,11 @@ namespace greet {
 
 class Client;
 
-// Errors. Every failure is a greet::Error; catch the subclasses for the cases a
-// program handles differently. code() compares with std::errc values on every platform.
+// Errors. Every call that can fail comes in two forms (the std::filesystem convention):
+// one throws greet::Error (a std::system_error; catch the subclasses for the cases a
+// program handles differently), its twin takes std::error_code& ec as its last parameter,
+// is noexcept, and sets ec instead. Both leave the socket in the same state. ec and
+// code() compare with std::errc values on every platform.
 class Error : public std::system_error {
 public:
     Error(std::error_code code, const std::string& message);
@@ -404,6 +417,10 @@ private:
 enum class errc { peer_closed = 1 };
 const std::error_category& error_category() noexcept;
 std::error_code make_error_code(errc e) noexcept;
+// The text what() would have shown for the last failure on this thread, for programs
+// that use the error-code forms (and those built with -fno-exceptions):
+// "<operation> <host:port>: <OS name> (<OS text>): <hint>".
+std::string last_error_message();
 
 // An IP address and port. to_string() gives "127.0.0.1:5000" or "[::1]:5000";
 // IPv4-mapped IPv6 peers print as plain IPv4.
@@ -418,17 +435,22 @@ std::ostream& operator<<(std::ostream& out, const Address& address);
 
 // Parses "9999" into a port. Throws: Error (std::errc::invalid_argument) unless the
 // text is a whole number from 0 to 65535.
-std::uint16_t parse_port(std::string_view text);
+std::uint16_t parse_port(std::string_view text) GREET_SOCKET_THROWS;
+std::uint16_t parse_port(std::string_view text, std::error_code& ec) noexcept;
 
 // UTF-8 as RFC 3629 defines it: overlong forms, surrogates, values past U+10FFFF,
 // stray continuation bytes and truncated sequences are ill-formed.
 namespace utf8 {
 // Throws: Utf8Error on an unpaired surrogate or a value that is no code point; offset() is its index.
-std::string encode(std::u16string_view text);
-std::string encode(std::u32string_view text);
-std::string encode(std::wstring_view text); // UTF-16 on Windows, UTF-32 elsewhere
+std::string encode(std::u16string_view text) GREET_SOCKET_THROWS;
+std::string encode(std::u32string_view text) GREET_SOCKET_THROWS;
+std::string encode(std::wstring_view text) GREET_SOCKET_THROWS; // UTF-16 on Windows, UTF-32 elsewhere
+std::string encode(std::u16string_view text, std::error_code& ec) noexcept;
+std::string encode(std::u32string_view text, std::error_code& ec) noexcept;
+std::string encode(std::wstring_view text, std::error_code& ec) noexcept;
 // Throws: Utf8Error at the first ill-formed byte.
-std::u32string decode(std::string_view bytes);
+std::u32string decode(std::string_view bytes) GREET_SOCKET_THROWS;
+std::u32string decode(std::string_view bytes, std::error_code& ec) noexcept;
 bool is_valid(std::string_view bytes) noexcept;
 // Each maximal subpart of an ill-formed sequence becomes one U+FFFD (Unicode's and WHATWG's practice).
 std::string sanitize(std::string_view bytes);
@@ -450,7 +472,8 @@ using Timeout = std::optional<std::chrono::milliseconds>;
 // cancelled connect leaves the Client unconnected, free to connect again.
 class Canceller {
 public:
-    Canceller(); // one wake-up socket, shared by every copy. Throws: Error (EMFILE, say).
+    Canceller() GREET_SOCKET_THROWS; // one wake-up socket, shared by every copy. Throws: Error (EMFILE, say).
+    explicit Canceller(std::error_code& ec) noexcept;
     // Safe from any thread and from a signal handler (an atomic store and one send(); errno
     // is left as it was).
     void cancel() noexcept;
@@ -467,11 +490,12 @@ private:
 // A connected TCP stream. Move-only; closes on destruction. Threads: different Clients
 // may be used from different threads at once; one Client by one thread at a time,
 // except that one thread may send while another receives (chaos mode included).
+// Each call that can fail is followed by its error-code twin.
 class Client {
 public:
     Client() = default; // nothing opened yet
     // Throws: as connect().
-    Client(std::string_view host, std::uint16_t port);
+    Client(std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
     Client(Client&&) noexcept = default;
     Client& operator=(Client&&) noexcept = default;
     ~Client() = default;
@@ -480,20 +504,27 @@ public:
     // answers; with a timeout, each address gets the whole timeout.
     // Throws: ResolveError; TimeoutError; Error naming the last address's failure
     // (ECONNREFUSED: is the server running?); Error (EISCONN) when already connected.
-    void connect(std::string_view host, std::uint16_t port);
+    void connect(std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
+    void connect(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
 
-    // Sends every byte (looping over partial writes) and returns the count.
-    // Throws: TimeoutError (the message says how many bytes went); Error (EPIPE,
-    // ECONNRESET) when the peer has gone; never raises SIGPIPE.
-    std::size_t send(std::string_view bytes);
+    // Sends every byte (looping over partial writes) and returns the count (the twins: the
+    // bytes sent, on failure too). Throws: TimeoutError (the message says how many bytes
+    // went); Error (EPIPE, ECONNRESET) when the peer has gone; never raises SIGPIPE.
+    std::size_t send(std::string_view bytes) GREET_SOCKET_THROWS;
+    std::size_t send(std::string_view bytes, std::error_code& ec) noexcept;
     // Text in other encodings is sent as UTF-8. Throws: also Utf8Error before sending anything.
-    std::size_t send(std::u16string_view text);
-    std::size_t send(std::u32string_view text);
-    std::size_t send(std::wstring_view text);
+    std::size_t send(std::u16string_view text) GREET_SOCKET_THROWS;
+    std::size_t send(std::u32string_view text) GREET_SOCKET_THROWS;
+    std::size_t send(std::wstring_view text) GREET_SOCKET_THROWS;
+    std::size_t send(std::u16string_view text, std::error_code& ec) noexcept;
+    std::size_t send(std::u32string_view text, std::error_code& ec) noexcept;
+    std::size_t send(std::wstring_view text, std::error_code& ec) noexcept;
 #if defined(__cpp_char8_t)
-    std::size_t send(std::u8string_view text);
+    std::size_t send(std::u8string_view text) GREET_SOCKET_THROWS;
+    std::size_t send(std::u8string_view text, std::error_code& ec) noexcept;
 #endif
-    std::size_t send(const char* bytes) { return send(std::string_view(bytes)); }
+    std::size_t send(const char* bytes) GREET_SOCKET_THROWS;
+    std::size_t send(const char* bytes, std::error_code& ec) noexcept { return send(std::string_view(bytes), ec); }
 
     // Whole messages on a stream. send_line sends text + '\n' and send_message a 4-byte
     // big-endian length + the payload, each in one system call (so Nagle's algorithm
@@ -501,12 +532,15 @@ public:
     // Throws: as send(); Error (EINVAL) for a line holding '\n' or ending in '\r' (which
     // recv_line would take for part of the line's end); Error (EMSGSIZE) for a payload of
     // 4 GiB or more.
-    std::size_t send_line(std::string_view text);
-    std::size_t send_message(std::string_view payload);
+    std::size_t send_line(std::string_view text) GREET_SOCKET_THROWS;
+    std::size_t send_line(std::string_view text, std::error_code& ec) noexcept;
+    std::size_t send_message(std::string_view payload) GREET_SOCKET_THROWS;
+    std::size_t send_message(std::string_view payload, std::error_code& ec) noexcept;
     // One whole message from send_message. Throws: Error (EMSGSIZE) when the declared
     // length exceeds max_bytes, before allocating anything; ClosedError when the peer
     // closes at or inside a message. On any error the message's bytes stay unread.
-    std::string recv_message(std::size_t max_bytes = std::size_t{16} * 1024 * 1024);
+    std::string recv_message(std::size_t max_bytes = std::size_t{16} * 1024 * 1024) GREET_SOCKET_THROWS;
+    std::string recv_message(std::size_t max_bytes, std::error_code& ec) noexcept;
 
     // Every receive returns buffered bytes first, so whatever one call read from the OS
     // and did not return (a held-back character, the rest after a line, a recv_exact cut
@@ -519,38 +553,48 @@ public:
 
     // 1..max_bytes bytes; "" once the peer has closed (like Python). The cost follows the
     // bytes received, not max_bytes: recv(SIZE_MAX) is fine.
-    std::string recv(std::size_t max_bytes);
+    std::string recv(std::size_t max_bytes) GREET_SOCKET_THROWS;
+    std::string recv(std::size_t max_bytes, std::error_code& ec) noexcept;
     // Like recv, but only whole UTF-8 characters: an incomplete character at the end is
     // held back for the next call. max_bytes must be at least 4 (one character).
     // Throws: Utf8Error when the next bytes are ill-formed (they stay unread: recv()
     // returns them) or the peer closed in the middle of a character.
-    std::string recv_text(std::size_t max_bytes);
+    std::string recv_text(std::size_t max_bytes) GREET_SOCKET_THROWS;
+    std::string recv_text(std::size_t max_bytes, std::error_code& ec) noexcept;
     // Exactly n bytes. Throws: ClosedError if the peer closes first (nothing is lost).
-    std::string recv_exact(std::size_t n);
+    std::string recv_exact(std::size_t n) GREET_SOCKET_THROWS;
+    std::string recv_exact(std::size_t n, std::error_code& ec) noexcept;
     // The bytes before the next '\n', without it (and without a '\r' before it). The line
     // itself may hold max_bytes bytes; its "\n" or "\r\n" does not count. Throws: Error
     // (EMSGSIZE) for a longer line, which stays unread; ClosedError at the end of the
     // stream or inside an unfinished line.
-    std::string recv_line(std::size_t max_bytes = 65536);
+    std::string recv_line(std::size_t max_bytes = 65536) GREET_SOCKET_THROWS;
+    std::string recv_line(std::size_t max_bytes, std::error_code& ec) noexcept;
     // The same three into memory the caller owns, for loops that must not allocate per
     // call (each makes the system calls its twin makes, and no more). recv_into reads
     // 1..max_bytes bytes into `into` and returns the count, 0 once the peer has closed
     // (like Python's recv_into); recv_exact_into fills into[0, n); recv_line(line, ...)
     // assigns the line to `line`, reusing its capacity. Throws: as recv, recv_exact, recv_line.
-    std::size_t recv_into(char* into, std::size_t max_bytes);
-    void recv_exact_into(char* into, std::size_t n);
-    void recv_line(std::string& line, std::size_t max_bytes = 65536);
+    std::size_t recv_into(char* into, std::size_t max_bytes) GREET_SOCKET_THROWS;
+    std::size_t recv_into(char* into, std::size_t max_bytes, std::error_code& ec) noexcept;
+    void recv_exact_into(char* into, std::size_t n) GREET_SOCKET_THROWS;
+    void recv_exact_into(char* into, std::size_t n, std::error_code& ec) noexcept;
+    void recv_line(std::string& line, std::size_t max_bytes = 65536) GREET_SOCKET_THROWS;
+    void recv_line(std::string& line, std::size_t max_bytes, std::error_code& ec) noexcept;
     // recv_line without the copy: a view of the line inside the connection's buffer,
     // valid until the next call on this Client (or its move or destruction). For loops
     // that look at each line once; keep what you need as a std::string.
-    std::string_view recv_line_view(std::size_t max_bytes = 65536);
+    std::string_view recv_line_view(std::size_t max_bytes = 65536) GREET_SOCKET_THROWS;
+    std::string_view recv_line_view(std::size_t max_bytes, std::error_code& ec) noexcept;
 
     // connect, send and every recv wait at most this long; nullopt waits forever (the
     // default). Throws: Error (EINVAL) for a negative timeout.
-    void set_timeout(Timeout timeout);
+    void set_timeout(Timeout timeout) GREET_SOCKET_THROWS;
+    void set_timeout(Timeout timeout, std::error_code& ec) noexcept;
     Timeout timeout() const noexcept { return timeout_; }
     // Half-close: the peer's recv returns ""; this side can still receive.
-    void shutdown_send();
+    void shutdown_send() GREET_SOCKET_THROWS;
+    void shutdown_send(std::error_code& ec) noexcept;
     // Chaos mode, for your own tests: every send and receive goes through the OS in small
     // pieces (1 to 16 bytes) drawn from a reproducible seed, so code that assumes one send
     // is one recv fails in your tests instead of in production. The environment variable
@@ -562,35 +606,38 @@ public:
     // Client without one pays nothing. Kept until replaced, moved along with the Client.
     void set_canceller(Canceller canceller) noexcept;
 
-    Address local_address() const; // Throws: Error when not connected.
-    Address peer_address() const;  // Throws: Error when not connected.
+    Address local_address() const GREET_SOCKET_THROWS; // Throws: Error when not connected.
+    Address local_address(std::error_code& ec) const noexcept;
+    Address peer_address() const GREET_SOCKET_THROWS; // Throws: Error when not connected.
+    Address peer_address(std::error_code& ec) const noexcept;
     void close() noexcept;
     bool is_open() const noexcept { return socket_ != detail::no_socket; }
     native_handle_type native_handle() const noexcept { return socket_; }
 
 private:
     friend class Server;
+    using Deadline = std::chrono::steady_clock::time_point;
     Client(native_handle_type socket, const sockaddr_storage& peer); // owns socket from the first instruction
-    void require_open(const char* op) const;
-    void begin(const char* op) const; // open, and not cancelled
-    void apply_timeout() noexcept;
-    bool wait(short events, std::chrono::steady_clock::time_point deadline) const;
-    std::chrono::steady_clock::time_point deadline() const noexcept;
-    std::size_t read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op);
-    std::size_t fill(std::chrono::steady_clock::time_point until, const char* op);
-    void read_rest(char* out, std::size_t size, std::string_view unread_prefix, std::chrono::steady_clock::time_point until,
-                   const char* op);
-    std::size_t find_line(std::size_t max_bytes, const char* op);
-    std::string_view take_line(std::size_t taken, std::size_t max_bytes, const char* op);
-    std::string result_of(std::size_t n, const char* op) const;
-    std::string result_from(const char* bytes, std::size_t n, const char* op);
-    void check_deadline(std::chrono::steady_clock::time_point until, const char* op) const;
-    std::size_t send_pieces(std::string_view first, std::string_view second, const char* op);
+    bool fail(std::error_code& ec, const char* op, std::error_code code, std::string_view note = {}) const;
+    bool fail_timeout(std::error_code& ec, const char* op, std::string_view note = {}) const;
+    bool begin(const char* op, std::error_code& ec) const; // ec cleared, open, not cancelled
     bool cancelled() const noexcept;
-    void check_cancelled(const char* op, std::string_view note = {}) const;
-    bool wait_on(native_handle_type s, short events, std::chrono::steady_clock::time_point deadline) const;
-    [[noreturn]] void fail(const char* op, std::error_code code, std::string_view note = {}) const;
-    [[noreturn]] void fail_timeout(const char* op, std::string_view note = {}) const;
+    bool check_cancelled(const char* op, std::error_code& ec, std::string_view note = {}) const;
+    void apply_timeout() noexcept;
+    Deadline deadline() const noexcept;
+    bool wait_on(native_handle_type s, short events, Deadline until, std::error_code& ec) const;
+    bool await(short events, Deadline until, const char* op, std::error_code& ec, std::string_view note = {}) const;
+    bool check_deadline(Deadline until, const char* op, std::error_code& ec) const;
+    detail::Socket try_connect(const sockaddr_storage& address, std::error_code& last, std::error_code& ec);
+    std::size_t send_pieces(std::string_view first, std::string_view second, const char* op, std::error_code& ec);
+    std::size_t read_some(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec);
+    std::size_t fill(Deadline until, const char* op, std::error_code& ec);
+    std::string result_of(std::size_t n, const char* op, std::error_code& ec) const;
+    std::string result_from(const char* bytes, std::size_t n, const char* op, std::error_code& ec);
+    bool read_rest(char* out, std::size_t size, std::string_view unread_prefix, Deadline until, const char* op, std::error_code& ec);
+    std::string text_from_buffer(std::size_t max_bytes, Deadline until, std::error_code& ec);
+    std::size_t find_line(std::size_t max_bytes, const char* op, std::error_code& ec);
+    std::string_view take_line(std::size_t taken, std::size_t max_bytes, const char* op, std::error_code& ec);
 
     detail::Socket socket_;
     detail::Buffer buffer_;
@@ -614,7 +661,8 @@ struct ServeOptions {
     // Called with an exception that escaped a handler (a ClosedError, the client leaving,
     // is not reported), an accept failure, or a client refused because no thread or memory
     // could be had for it (the only case in which serve() refuses a client; the report
-    // says so). Default: a line on stderr.
+    // says so). Default: a line on stderr. (Built with -fno-exceptions, serve() still
+    // passes its own failures here, as greet::Error objects it never throws.)
     std::function<void(const Address& peer, const std::exception& error)> on_error;
 };
 
@@ -624,7 +672,7 @@ class Server {
 public:
     Server() = default; // nothing opened yet
     // bind + listen. Throws: as bind() and listen().
-    Server(std::string_view host, std::uint16_t port, int backlog = SOMAXCONN);
+    Server(std::string_view host, std::uint16_t port, int backlog = SOMAXCONN) GREET_SOCKET_THROWS;
     Server(Server&&) noexcept = default;
     Server& operator=(Server&&) noexcept = default;
     ~Server() = default;
@@ -633,20 +681,26 @@ public:
     // lets the OS pick a free port (see local_address()).
     // Throws: ResolveError; Error (EADDRINUSE: another program is listening on this
     // port; EACCES: ports below 1024 need privileges; EADDRNOTAVAIL: not this machine's address).
-    void bind(std::string_view host, std::uint16_t port);
+    void bind(std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
+    void bind(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
     // backlog bounds the queue of connections the OS has completed but accept() has not
     // yet taken; it is not a limit on clients. Throws: Error when not bound.
-    void listen(int backlog = SOMAXCONN);
+    void listen(int backlog = SOMAXCONN) GREET_SOCKET_THROWS;
+    void listen(int backlog, std::error_code& ec) noexcept;
     // Waits for the next client. Throws: TimeoutError; Error (EMFILE when out of
     // descriptors; EINVAL before listen(); ECANCELED after stop()).
-    std::pair<Client, Address> accept();
+    std::pair<Client, Address> accept() GREET_SOCKET_THROWS;
+    std::pair<Client, Address> accept(std::error_code& ec) noexcept;
     // accept waits at most this long; nullopt waits forever (the default).
-    void set_timeout(Timeout timeout);
+    void set_timeout(Timeout timeout) GREET_SOCKET_THROWS;
+    void set_timeout(Timeout timeout, std::error_code& ec) noexcept;
+    Timeout timeout() const noexcept { return timeout_; }
     // accept() also ends when the canceller is cancelled, and serve() returns as after
     // stop(). Accepted Clients do not inherit it: give them the same one to end them too.
     void set_canceller(Canceller canceller) noexcept;
-    Timeout timeout() const noexcept { return timeout_; }
-    Address local_address() const; // the real port after bind(host, 0). Throws: Error when not bound.
+    // The real port after bind(host, 0). Throws: Error when not bound.
+    Address local_address() const GREET_SOCKET_THROWS;
+    Address local_address(std::error_code& ec) const noexcept;
     void close() noexcept;
     bool is_open() const noexcept { return !listeners_.empty(); }
 
@@ -660,7 +714,8 @@ public:
     // thread of its own); serve() then neither waits for nor shuts down that connection.
     // Throws: Error (EINVAL) when not listening.
     using Handler = std::function<void(Client& client, const Address& peer)>;
-    void serve(const Handler& handler, const ServeOptions& options = {});
+    void serve(const Handler& handler, const ServeOptions& options = {}) GREET_SOCKET_THROWS;
+    void serve(const Handler& handler, const ServeOptions& options, std::error_code& ec) noexcept;
     // Makes a blocked or later accept() throw Error (std::errc::operation_canceled) and
     // serve() return, within milliseconds. Safe from any thread and from a signal handler
     // (it stores an atomic flag, sends one byte on a socket and, on Linux, shuts the
@@ -676,13 +731,20 @@ private:
         detail::Socket socket; // a UDP socket on 127.0.0.1 connected to itself
         detail::Socket listener; // Linux, one listener: its duplicate, which stop() shuts down
     };
-    bool drain_wake();
-    void sleep_until_woken(std::chrono::steady_clock::time_point until);
-    void apply_timeout() noexcept;
-    std::pair<Client, Address> accept_until(std::chrono::steady_clock::time_point deadline);
-    void require_listening(const char* op) const;
-    bool cancelled() const noexcept;
     class Sessions;
+    struct Reporter;
+    using Deadline = std::chrono::steady_clock::time_point;
+    std::vector<detail::Socket> bind_all(const std::vector<sockaddr_storage>& addresses, bool every_interface, std::uint16_t port,
+                                         std::error_code& ec);
+    static detail::Socket bind_one(sockaddr_storage storage, bool every_interface, std::uint16_t port, std::error_code& last);
+    bool require_listening(const char* op, std::error_code& ec) const;
+    std::pair<Client, Address> accept_until(Deadline deadline, std::error_code& ec);
+    bool poll_listeners(detail::pollfd_type* fds, std::size_t count, Deadline deadline, std::error_code& ec);
+    bool drain_wake();
+    void sleep_until_woken(Deadline until);
+    bool cancelled() const noexcept;
+    void apply_timeout() noexcept;
+
     std::vector<detail::Socket> listeners_;
     std::unique_ptr<Wake> wake_;
     Timeout timeout_;
@@ -764,15 +826,63 @@ inline std::string describe(std::string_view op, std::string_view endpoint, std:
     return out;
 }
 
-// Throws the subclass the code calls for (E for the rest).
-template <class E = Error>
-[[noreturn]] inline void fail(std::string_view op, std::string_view endpoint, std::error_code code, std::string_view note = {}) {
-    if (code == std::errc::timed_out) throw TimeoutError(code, describe(op, endpoint, code, note));
-    if (code == make_error_code(errc::peer_closed)) throw ClosedError(code, describe(op, endpoint, code, note));
-    throw E(code, describe(op, endpoint, code, note));
+// The words of the last failure on this thread: what a throwing form throws and
+// last_error_message() returns.
+struct Failure {
+    std::error_code code;
+    std::string message;
+    std::size_t offset = 0; // a Utf8Error's
+    bool resolve = false;   // a ResolveError's
+};
+inline Failure& last_failure() noexcept {
+    static thread_local Failure failure;
+    return failure;
 }
-[[noreturn]] inline void fail_argument(std::string_view op, std::string_view note) {
-    fail(op, {}, std::make_error_code(std::errc::invalid_argument), note);
+// The one place a failure is recorded: ec and its words. Returns false, so that
+// `return fail(ec, ...)` ends a step that reports success as true.
+inline bool fail(std::error_code& ec, std::string_view op, std::string_view endpoint, std::error_code code, std::string_view note = {}) noexcept {
+    Failure& failure = last_failure();
+    failure.code = code;
+    failure.offset = 0;
+    failure.resolve = false;
+#if GREET_SOCKET_EXCEPTIONS
+    try {
+        failure.message = describe(op, endpoint, code, note);
+    } catch (...) { // no memory for the words: the code still tells
+        failure.message.clear();
+    }
+#else
+    failure.message = describe(op, endpoint, code, note);
+#endif
+    ec = code;
+    return false;
+}
+inline bool fail_argument(std::error_code& ec, std::string_view op, std::string_view note) noexcept {
+    return fail(ec, op, {}, std::make_error_code(std::errc::invalid_argument), note);
+}
+inline bool fail_utf8(std::error_code& ec, std::string_view op, std::string_view endpoint, std::size_t offset, std::string_view note) noexcept {
+    fail(ec, op, endpoint, std::make_error_code(std::errc::illegal_byte_sequence), note);
+    last_failure().offset = offset;
+    return false;
+}
+
+// Runs the body of an error-code call, which is noexcept: an allocation that fails inside
+// it is ENOMEM, never std::terminate.
+template <class F>
+auto guarded(std::error_code& ec, const char* op, F&& body) noexcept -> decltype(body()) {
+#if GREET_SOCKET_EXCEPTIONS
+    try {
+        return body();
+    } catch (const std::system_error& error) { // a mutex, say
+        fail(ec, op, {}, error.code());
+    } catch (...) { // std::bad_alloc, std::length_error
+        fail(ec, op, {}, std::make_error_code(std::errc::not_enough_memory), "out of memory");
+    }
+    if constexpr (!std::is_void_v<decltype(body())>) return {};
+#else
+    (void)ec, (void)op;
+    return body();
+#endif
 }
 
 // One step of RFC 3629 decoding (Unicode Table 3-7). On failure, length is the maximal
@@ -859,11 +969,16 @@ inline socklen_t sockaddr_length(const sockaddr_storage& storage) noexcept {
 // The addresses to try, in the resolver's order, port included. A numeric address
 // ("127.0.0.1", "::1") is parsed in place: the resolver would parse it too, after
 // thousands of instructions and a few allocations of its own.
-inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_view endpoint, std::string_view host, std::uint16_t port) {
+inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_view endpoint, std::string_view host, std::uint16_t port,
+                                             std::error_code& ec) {
     start_networking();
+    const auto fail_resolve = [&](std::error_code code, std::string_view note) {
+        fail(ec, op, endpoint, code, note);
+        last_failure().resolve = true;
+        return std::vector<sockaddr_storage>();
+    };
     const std::string name = host_text(host);
-    if (name.find('\0') != std::string::npos)
-        fail<ResolveError>(op, endpoint, std::make_error_code(std::errc::invalid_argument), "the host name holds a NUL byte");
+    if (name.find('\0') != std::string::npos) return fail_resolve(std::make_error_code(std::errc::invalid_argument), "the host name holds a NUL byte");
     std::vector<sockaddr_storage> out(1);
     auto& in4 = reinterpret_cast<sockaddr_in&>(out[0]);
     auto& in6 = reinterpret_cast<sockaddr_in6&>(out[0]);
@@ -885,7 +1000,7 @@ inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_vi
     const std::string service = std::to_string(port);
     addrinfo* list = nullptr;
     const int rc = ::getaddrinfo(name.c_str(), service.c_str(), &hints, &list);
-    if (rc != 0 || list == nullptr) fail<ResolveError>(op, endpoint, resolver_error(rc), "is the host name right?");
+    if (rc != 0 || list == nullptr) return fail_resolve(resolver_error(rc), "is the host name right?");
     struct Free {
         void operator()(addrinfo* p) const noexcept { ::freeaddrinfo(p); }
     };
@@ -934,19 +1049,19 @@ inline Address to_address(const sockaddr_storage& storage) {
     return Address{text, port};
 }
 
-inline Address socket_address(native_handle_type s, bool peer, const char* op, std::string_view endpoint) {
+inline Address socket_address(native_handle_type s, bool peer, const char* op, std::string_view endpoint, std::error_code& ec) {
     sockaddr_storage storage{};
     socklen_t length = sizeof storage;
     sockaddr* addr = reinterpret_cast<sockaddr*>(&storage);
     int rc = peer ? ::getpeername(s, addr, &length) : ::getsockname(s, addr, &length);
-    if (rc != 0) fail(op, endpoint, os_error(last_error()));
+    if (rc != 0) return fail(ec, op, endpoint, os_error(last_error())), Address();
     return to_address(storage);
 }
 
 // What Server::stop(), serve()'s finished handlers and a Canceller wake pollers with: a
 // UDP socket on 127.0.0.1 connected to itself. A byte sent to it makes every poll() on it
 // return; one mechanism on every platform, and send() is async-signal-safe.
-inline Socket open_wake_socket(const char* op, std::string_view endpoint, const char* purpose) {
+inline Socket open_wake_socket(const char* op, std::string_view endpoint, const char* purpose, std::error_code& ec) {
     Socket wake(open_native(AF_INET, SOCK_DGRAM));
     sockaddr_in self{};
     self.sin_family = AF_INET;
@@ -955,7 +1070,7 @@ inline Socket open_wake_socket(const char* op, std::string_view endpoint, const 
     sockaddr* address = reinterpret_cast<sockaddr*>(&self);
     if (wake == no_socket || ::bind(wake, address, length) != 0 || ::getsockname(wake, address, &length) != 0 ||
         ::connect(wake, address, length) != 0)
-        fail(op, endpoint, os_error(last_error()), purpose);
+        return fail(ec, op, endpoint, os_error(last_error()), purpose), Socket();
     set_blocking(wake, false);
     return wake;
 }
@@ -997,9 +1112,11 @@ inline std::uint64_t chaos_from_environment() noexcept {
     return chaos_state(std::strtoull(text, nullptr, 10) + sockets.fetch_add(1));
 }
 
-// Waits until one of the sockets is ready or the deadline passes; false on timeout.
+// Waits until one of the sockets is ready or the deadline passes; false on timeout, or
+// with ec set when poll() fails.
 // Readiness includes errors and hang-ups: the next call then reports them.
-inline bool wait_any(pollfd_type* fds, std::size_t count, Clock::time_point deadline, const char* op, std::string_view endpoint) {
+inline bool wait_any(pollfd_type* fds, std::size_t count, Clock::time_point deadline, const char* op, std::string_view endpoint,
+                     std::error_code& ec) {
     for (;;) {
         int ms = -1;
         if (deadline != no_deadline) {
@@ -1013,7 +1130,7 @@ inline bool wait_any(pollfd_type* fds, std::size_t count, Clock::time_point dead
             continue; // woke early (coarse clock): wait out the rest
         }
         int e = last_error();
-        if (!interrupted(e)) fail(op, endpoint, os_error(e), "poll failed");
+        if (!interrupted(e)) return fail(ec, op, endpoint, os_error(e), "poll failed");
     }
 }
 
@@ -1035,14 +1152,15 @@ inline void append_utf8(std::string& out, char32_t cp) {
     }
 }
 
-[[noreturn]] inline void fail_encode(std::size_t index, const char* what, std::uint32_t unit) {
+inline std::string fail_encode(std::error_code& ec, std::size_t index, const char* what, std::uint32_t unit) {
     char note[96];
     std::snprintf(note, sizeof note, "%s 0x%04X at index %zu", what, static_cast<unsigned>(unit), index);
-    throw Utf8Error(index, describe("utf8::encode", {}, std::make_error_code(std::errc::illegal_byte_sequence), note));
+    fail_utf8(ec, "utf8::encode", {}, index, note);
+    return {};
 }
 
 template <class Unit>
-std::string encode_utf16(const Unit* units, std::size_t n) {
+std::string encode_utf16(const Unit* units, std::size_t n, std::error_code& ec) {
     std::string out;
     out.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -1055,20 +1173,20 @@ std::string encode_utf16(const Unit* units, std::size_t n) {
                 continue;
             }
         }
-        if (u >= 0xD800 && u <= 0xDFFF) fail_encode(i, "unpaired surrogate", u);
+        if (u >= 0xD800 && u <= 0xDFFF) return fail_encode(ec, i, "unpaired surrogate", u);
         append_utf8(out, static_cast<char32_t>(u));
     }
     return out;
 }
 
 template <class Unit>
-std::string encode_utf32(const Unit* units, std::size_t n) {
+std::string encode_utf32(const Unit* units, std::size_t n, std::error_code& ec) {
     std::string out;
     out.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
         // Through the unsigned type: a negative wchar_t becomes a large value, never a scalar value.
         const auto u = static_cast<std::uint32_t>(static_cast<std::make_unsigned_t<Unit>>(units[i]));
-        if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF)) fail_encode(i, "not a Unicode scalar value:", u);
+        if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF)) return fail_encode(ec, i, "not a Unicode scalar value:", u);
         append_utf8(out, static_cast<char32_t>(u));
     }
     return out;
@@ -1095,10 +1213,14 @@ inline std::size_t utf8_prefix(std::string_view s, bool* ill_formed) noexcept {
     return i;
 }
 
-inline std::string to_utf8(std::u16string_view text) { return utf8::encode(text); }
+inline std::string to_utf8(std::u16string_view text) {
+    std::error_code ignored; // the console's text: an unpaired surrogate gives ""
+    return utf8::encode(text, ignored);
+}
 inline std::u16string to_utf16(std::string_view utf8_text) {
     std::u16string out;
-    for (char32_t cp : utf8::decode(utf8::sanitize(utf8_text))) {
+    std::error_code ignored; // sanitized text always decodes
+    for (char32_t cp : utf8::decode(utf8::sanitize(utf8_text), ignored)) {
         if (cp >= 0x10000) {
             out += static_cast<char16_t>(0xD800 + ((cp - 0x10000) >> 10));
             out += static_cast<char16_t>(0xDC00 + ((cp - 0x10000) & 0x3FF));
@@ -1177,40 +1299,57 @@ inline bool operator==(const Address& a, const Address& b) { return a.port == b.
 inline bool operator!=(const Address& a, const Address& b) { return !(a == b); }
 inline std::ostream& operator<<(std::ostream& out, const Address& address) { return out << address.to_string(); }
 
-inline std::uint16_t parse_port(std::string_view text) {
-    unsigned long value = 0;
-    bool ok = !text.empty() && text.size() <= 5;
-    for (char c : text) {
-        ok = ok && c >= '0' && c <= '9';
-        value = value * 10 + static_cast<unsigned long>(c - '0');
-    }
-    if (!ok || value > 65535)
-        detail::fail_argument("parse_port \"" + detail::printable(text) + "\"", "a port is a whole number from 0 to 65535");
-    return static_cast<std::uint16_t>(value);
+inline std::string last_error_message() { return detail::last_failure().message; }
+
+inline std::uint16_t parse_port(std::string_view text, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "parse_port", [&]() -> std::uint16_t {
+        ec.clear();
+        unsigned long value = 0;
+        bool ok = !text.empty() && text.size() <= 5;
+        for (char c : text) {
+            ok = ok && c >= '0' && c <= '9';
+            value = value * 10 + static_cast<unsigned long>(c - '0');
+        }
+        if (!ok || value > 65535)
+            return detail::fail_argument(ec, "parse_port \"" + detail::printable(text) + "\"", "a port is a whole number from 0 to 65535"), 0;
+        return static_cast<std::uint16_t>(value);
+    });
 }
 
 namespace utf8 {
-inline std::string encode(std::u16string_view text) { return detail::encode_utf16(text.data(), text.size()); }
-inline std::string encode(std::u32string_view text) { return detail::encode_utf32(text.data(), text.size()); }
-inline std::string encode(std::wstring_view text) {
-    if constexpr (sizeof(wchar_t) == 2) return detail::encode_utf16(text.data(), text.size());
-    else return detail::encode_utf32(text.data(), text.size());
+inline std::string encode(std::u16string_view text, std::error_code& ec) noexcept {
+    ec.clear();
+    return detail::guarded(ec, "utf8::encode", [&] { return detail::encode_utf16(text.data(), text.size(), ec); });
 }
-inline std::u32string decode(std::string_view bytes) {
-    std::u32string out;
-    out.reserve(bytes.size());
-    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-    for (std::size_t i = 0; i < bytes.size();) {
-        const detail::Utf8Step step = detail::utf8_step(p + i, bytes.size() - i);
-        if (!step.valid) {
-            char note[64];
-            std::snprintf(note, sizeof note, "invalid UTF-8 at byte %zu (0x%02X)", i, static_cast<unsigned>(p[i]));
-            throw Utf8Error(i, detail::describe("utf8::decode", {}, std::make_error_code(std::errc::illegal_byte_sequence), note));
+inline std::string encode(std::u32string_view text, std::error_code& ec) noexcept {
+    ec.clear();
+    return detail::guarded(ec, "utf8::encode", [&] { return detail::encode_utf32(text.data(), text.size(), ec); });
+}
+inline std::string encode(std::wstring_view text, std::error_code& ec) noexcept {
+    ec.clear();
+    return detail::guarded(ec, "utf8::encode", [&] {
+        if constexpr (sizeof(wchar_t) == 2) return detail::encode_utf16(text.data(), text.size(), ec);
+        else return detail::encode_utf32(text.data(), text.size(), ec);
+    });
+}
+inline std::u32string decode(std::string_view bytes, std::error_code& ec) noexcept {
+    ec.clear();
+    return detail::guarded(ec, "utf8::decode", [&]() -> std::u32string {
+        std::u32string out;
+        out.reserve(bytes.size());
+        const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+        for (std::size_t i = 0; i < bytes.size();) {
+            const detail::Utf8Step step = detail::utf8_step(p + i, bytes.size() - i);
+            if (!step.valid) {
+                char note[64];
+                std::snprintf(note, sizeof note, "invalid UTF-8 at byte %zu (0x%02X)", i, static_cast<unsigned>(p[i]));
+                return detail::fail_utf8(ec, "utf8::decode", {}, i, note), std::u32string();
+            }
+            out += step.code_point;
+            i += step.length;
         }
-        out += step.code_point;
-        i += step.length;
-    }
-    return out;
+        return out;
+    });
 }
 inline bool is_valid(std::string_view bytes) noexcept {
     bool ill_formed = false;
@@ -1259,8 +1398,13 @@ struct Canceller::State {
     std::atomic<bool> cancelled{false};
     detail::Socket wake; // readable from cancel() to reset(): every poll() on it returns
 };
-inline Canceller::Canceller() : state_(std::make_shared<State>()) {
-    state_->wake = detail::open_wake_socket("Canceller", {}, "could not open the socket that cancel() signals");
+inline Canceller::Canceller(std::error_code& ec) noexcept {
+    detail::guarded(ec, "Canceller", [&] {
+        ec.clear();
+        auto state = std::make_shared<State>();
+        state->wake = detail::open_wake_socket("Canceller", {}, "could not open the socket that cancel() signals", ec);
+        if (!ec) state_ = std::move(state);
+    });
 }
 inline void Canceller::cancel() noexcept {
     if (!state_) return; // moved from
@@ -1275,29 +1419,38 @@ inline void Canceller::reset() noexcept {
 }
 inline bool Canceller::cancelled() const noexcept { return state_ && state_->cancelled.load(); }
 
-// --- Client
-
-inline Client::Client(std::string_view host, std::uint16_t port) { connect(host, port); }
+// --- Client: the private steps every call is made of. Each reports a failure through ec
+// (and returns false, 0 or "" with it); none throws but std::bad_alloc.
 
 inline Client::Client(native_handle_type socket, const sockaddr_storage& peer)
     : socket_(socket), peer_(detail::to_address(peer)), endpoint_(peer_.to_string()), chaos_recv_(detail::chaos_from_environment()),
       chaos_send_(detail::chaos_send_state(chaos_recv_)) {}
 
-inline void Client::require_open(const char* op) const {
-    if (!is_open()) fail(op, std::make_error_code(std::errc::not_connected));
+inline bool Client::fail(std::error_code& ec, const char* op, std::error_code code, std::string_view note) const {
+    return detail::fail(ec, op, endpoint_, code, note);
 }
-inline void Client::begin(const char* op) const {
-    require_open(op);
-    check_cancelled(op);
-}
-
-inline void Client::fail(const char* op, std::error_code code, std::string_view note) const {
-    detail::fail(op, endpoint_, code, note);
-}
-inline void Client::fail_timeout(const char* op, std::string_view note) const {
+inline bool Client::fail_timeout(std::error_code& ec, const char* op, std::string_view note) const {
     std::string text = "gave up after " + detail::ms_text(timeout_);
     if (!note.empty()) text.append("; ").append(note);
-    detail::fail(op, endpoint_, std::make_error_code(std::errc::timed_out), text);
+    return fail(ec, op, std::make_error_code(std::errc::timed_out), text);
+}
+// Every call starts here: ec cleared, the socket open, no cancel pending.
+inline bool Client::begin(const char* op, std::error_code& ec) const {
+    ec.clear();
+    if (!is_open()) return fail(ec, op, std::make_error_code(std::errc::not_connected));
+    return check_cancelled(op, ec);
+}
+
+inline bool Client::cancelled() const noexcept {
+    return (cancelled_ && cancelled_->load()) || (canceller_ && canceller_->cancelled.load());
+}
+// Once Server::serve has cut this connection off, or its Canceller was cancelled, every
+// call fails with ECANCELED; note says how far a send got.
+inline bool Client::check_cancelled(const char* op, std::error_code& ec, std::string_view note) const {
+    if (!cancelled()) return true;
+    std::string text = cancelled_ && cancelled_->load() ? "the server is stopping" : "cancelled by its greet::Canceller; reset() it to go on";
+    if (!note.empty()) text.append("; ").append(note);
+    return fail(ec, op, std::make_error_code(std::errc::operation_canceled), text);
 }
 
 // Without a timeout or a canceller the socket blocks and each call is one system call;
@@ -1308,11 +1461,9 @@ inline void Client::apply_timeout() noexcept {
 inline std::chrono::steady_clock::time_point Client::deadline() const noexcept {
     return detail::deadline_after(timeout_);
 }
-inline bool Client::wait(short events, std::chrono::steady_clock::time_point deadline) const {
-    return wait_on(socket_, events, deadline);
-}
-// Waits until s is ready or the canceller fires (true), or the deadline passes (false).
-inline bool Client::wait_on(native_handle_type s, short events, std::chrono::steady_clock::time_point deadline) const {
+// Waits until s is ready or the canceller fires (true), or the deadline passes (false;
+// ec is set only when poll() itself failed).
+inline bool Client::wait_on(native_handle_type s, short events, std::chrono::steady_clock::time_point until, std::error_code& ec) const {
     detail::pollfd_type fds[2]{};
     fds[0].fd = s;
     fds[0].events = events;
@@ -1320,69 +1471,31 @@ inline bool Client::wait_on(native_handle_type s, short events, std::chrono::ste
         fds[1].fd = canceller_->wake;
         fds[1].events = POLLIN;
     }
-    return detail::wait_any(fds, canceller_ ? 2 : 1, deadline, "poll", endpoint_);
+    return detail::wait_any(fds, canceller_ ? 2 : 1, until, "poll", endpoint_, ec);
+}
+// Waits for this socket; false with ec set on a time-out (note: how far a send got), a
+// cancel or a failed poll.
+inline bool Client::await(short events, std::chrono::steady_clock::time_point until, const char* op, std::error_code& ec,
+                          std::string_view note) const {
+    if (!wait_on(socket_, events, until, ec)) return ec ? false : fail_timeout(ec, op, note);
+    return check_cancelled(op, ec, note);
+}
+// A call that reads in several turns ends at its deadline even while bytes keep coming:
+// a trickle never leaves the OS with nothing ready, so the wait alone would never see it.
+inline bool Client::check_deadline(std::chrono::steady_clock::time_point until, const char* op, std::error_code& ec) const {
+    return until == detail::no_deadline || detail::Clock::now() < until || fail_timeout(ec, op);
 }
 
-inline void Client::connect(std::string_view host, std::uint16_t port) {
-    if (is_open())
-        detail::fail("connect", detail::endpoint_text(host, port), std::make_error_code(std::errc::already_connected));
-    endpoint_ = detail::endpoint_text(host, port);
-    check_cancelled("connect");
-    const std::vector<sockaddr_storage> addresses = detail::resolve("connect", endpoint_, host, port);
-    std::error_code last;
-    for (const sockaddr_storage& address : addresses) {
-        detail::Socket candidate(detail::open_native(address.ss_family));
-        if (candidate == detail::no_socket) {
-            last = detail::os_error(detail::last_error());
-            continue;
-        }
-        // With a timeout or a canceller, a non-blocking connect + poll, so that either ends
-        // connect too; without, a plain blocking connect (one system call). An interrupted
-        // connect carries on either way, and a refusal or time-out moves on to the next
-        // address. The socket is left as apply_timeout() would leave it.
-        if (timeout_ || canceller_) detail::set_blocking(candidate, false);
-        if (::connect(candidate, reinterpret_cast<const sockaddr*>(&address), detail::sockaddr_length(address)) != 0) {
-            int e = detail::last_error();
-            if (!detail::in_progress(e)) {
-                last = detail::os_error(e);
-                continue;
-            }
-            const bool ready = wait_on(candidate, POLLOUT, deadline());
-            check_cancelled("connect"); // the candidate closes; this Client stays unconnected
-            if (!ready) {
-                last = std::make_error_code(std::errc::timed_out);
-                continue;
-            }
-            int so_error = 0;
-            socklen_t length = sizeof so_error;
-            ::getsockopt(candidate, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length);
-            if (so_error != 0) {
-                last = detail::os_error(so_error);
-                continue;
-            }
-        }
-        peer_ = detail::to_address(address);
-        socket_ = std::move(candidate);
-        buffer_ = detail::Buffer{};
-        if (!chaos_recv_) {
-            chaos_recv_ = detail::chaos_from_environment();
-            chaos_send_ = detail::chaos_send_state(chaos_recv_);
-        }
-        return;
-    }
-    if (last == std::errc::timed_out)
-        fail_timeout("connect", "no address answered; is the address right, and is the server calling accept()?");
-    fail("connect", last);
-}
-
-inline std::size_t Client::send(std::string_view bytes) { return send_pieces(bytes, {}, "send"); }
-
-// Sends first + second, looping over partial writes; one system call when the OS takes all.
-inline std::size_t Client::send_pieces(std::string_view first, std::string_view second, const char* op) {
-    begin(op);
+// Sends first + second, looping over partial writes; one system call when the OS takes
+// all. Returns the bytes sent, on failure too.
+inline std::size_t Client::send_pieces(std::string_view first, std::string_view second, const char* op, std::error_code& ec) {
+    ec.clear();
+    if (!is_open()) return fail(ec, op, std::make_error_code(std::errc::not_connected)), 0;
     const auto until = deadline();
     const std::size_t total = first.size() + second.size();
     std::size_t sent = 0;
+    const auto progress = [&] { return "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes"; };
+    if (cancelled()) return check_cancelled(op, ec, progress()), 0;
     while (sent < total) {
         std::string_view a = sent < first.size() ? first.substr(sent) : second.substr(sent - first.size());
         std::string_view b = sent < first.size() ? second : std::string_view{};
@@ -1391,250 +1504,124 @@ inline std::size_t Client::send_pieces(std::string_view first, std::string_view 
         const long rc = detail::send_two(socket_, a.data(), a.size(), b.data(), b.size());
         if (rc >= 0) {
             sent += static_cast<std::size_t>(rc);
-            if (sent < total && cancelled()) check_cancelled(op, "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes");
+            if (sent == total) break;
+            if (cancelled() && !check_cancelled(op, ec, progress())) break;
             // Small pieces (chaos mode) may never fill the socket buffer: the deadline holds all the same.
-            if (sent < total && until != detail::no_deadline && detail::Clock::now() >= until)
-                fail_timeout(op, "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes");
+            if (until != detail::no_deadline && detail::Clock::now() >= until && !fail_timeout(ec, op, progress())) break;
             continue;
         }
         const int e = detail::last_error();
         if (detail::interrupted(e)) continue;
-        const std::string progress = "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes";
+        if (!check_cancelled(op, ec, progress())) break;
         if (!detail::would_block(e)) {
-            check_cancelled(op);
             const std::error_code code = detail::os_error(e);
             const detail::ErrorInfo* info = detail::find_error_info(code);
             // The hint first (what happened), then how far the send got.
-            fail(op, code, !sent ? std::string() : info && info->hint ? std::string(info->hint) + "; " + progress : progress);
+            fail(ec, op, code, !sent ? std::string() : info && info->hint ? std::string(info->hint) + "; " + progress() : progress());
+            break;
         }
-        if (!wait(POLLOUT, until)) fail_timeout(op, progress);
-        check_cancelled(op, progress);
+        if (!await(POLLOUT, until, op, ec, progress())) break;
     }
     return sent;
 }
-inline std::size_t Client::send(std::u16string_view text) { return send(utf8::encode(text)); }
-inline std::size_t Client::send(std::u32string_view text) { return send(utf8::encode(text)); }
-inline std::size_t Client::send(std::wstring_view text) { return send(utf8::encode(text)); }
-#if defined(__cpp_char8_t)
-inline std::size_t Client::send(std::u8string_view text) {
-    return send(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()));
-}
-#endif
 
-inline std::size_t Client::send_line(std::string_view text) {
-    if (text.find('\n') != std::string_view::npos) detail::fail_argument("send_line", "the text holds a '\\n'; send it as two lines");
-    if (!text.empty() && text.back() == '\r')
-        detail::fail_argument("send_line", "the text ends in '\\r', which recv_line would take for part of the line's end");
-    return send_pieces(text, "\n", "send_line");
-}
-
-inline std::size_t Client::send_message(std::string_view payload) {
-    if (payload.size() > 0xFFFFFFFFu)
-        fail("send_message", std::make_error_code(std::errc::message_size), "a message holds less than 4 GiB");
-    const auto n = static_cast<std::uint32_t>(payload.size());
-    const char header[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
-    return send_pieces(std::string_view(header, 4), payload, "send_message");
-}
-
-// Once Server::serve has cut this connection off, or its Canceller was cancelled, every
-// call ends in this error; note says how far a send got.
-inline bool Client::cancelled() const noexcept {
-    return (cancelled_ && cancelled_->load()) || (canceller_ && canceller_->cancelled.load());
-}
-inline void Client::check_cancelled(const char* op, std::string_view note) const {
-    if (!cancelled()) return;
-    const bool cut_off = cancelled_ && cancelled_->load();
-    std::string text = cut_off ? "the server is stopping" : "cancelled by its greet::Canceller; reset() it to go on";
-    if (!note.empty()) text.append("; ").append(note);
-    fail(op, std::make_error_code(std::errc::operation_canceled), text);
-}
-
-// One receive from the OS: the bytes read (0 once the peer has closed).
-inline std::size_t Client::read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op) {
+// One receive from the OS: the bytes read (0 once the peer has closed, or with ec set).
+inline std::size_t Client::read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op,
+                                     std::error_code& ec) {
     for (;;) {
         const std::size_t piece = detail::chaos_piece(chaos_recv_, std::min<std::size_t>(n, INT_MAX));
         const auto rc = ::recv(socket_, into, static_cast<detail::io_size>(piece), 0);
         if (rc > 0) return static_cast<std::size_t>(rc);
         if (rc == 0) {
-            check_cancelled(op);
+            check_cancelled(op, ec); // a connection serve() cut off reads as closed
             return 0;
         }
         const int e = detail::last_error();
         if (detail::interrupted(e)) continue;
-        check_cancelled(op);
-        if (!detail::would_block(e)) fail(op, detail::os_error(e));
-        if (!wait(POLLIN, until)) fail_timeout(op);
-        check_cancelled(op);
+        if (!check_cancelled(op, ec)) return 0;
+        if (!detail::would_block(e)) return fail(ec, op, detail::os_error(e)), 0;
+        if (!await(POLLIN, until, op, ec)) return 0;
     }
 }
 // Appends one OS receive to the buffer, as large as the room it has (at least 64 KiB);
-// the count read (0 at end of stream).
-inline std::size_t Client::fill(std::chrono::steady_clock::time_point until, const char* op) {
+// the count read (0 at the end of the stream or with ec set).
+inline std::size_t Client::fill(std::chrono::steady_clock::time_point until, const char* op, std::error_code& ec) {
     char* into = buffer_.prepare(detail::chunk);
-    const std::size_t n = read_some(into, buffer_.capacity - buffer_.end, until, op);
+    const std::size_t n = read_some(into, buffer_.capacity - buffer_.end, until, op, ec);
     buffer_.commit(n);
     return n;
 }
-// A call that reads in several turns ends at its deadline even while bytes keep coming:
-// a trickle never leaves the OS with nothing ready, so the wait alone would never see it.
-inline void Client::check_deadline(std::chrono::steady_clock::time_point until, const char* op) const {
-    if (until != detail::no_deadline && detail::Clock::now() >= until) fail_timeout(op);
-}
 // A result of n bytes, allocated before any byte is taken, so that failing costs none.
-inline std::string Client::result_of(std::size_t n, const char* op) const {
+inline std::string Client::result_of(std::size_t n, const char* op, std::error_code& ec) const {
     std::string out;
+    bool allocated = n <= out.max_size();
+#if GREET_SOCKET_EXCEPTIONS
     try {
-        out.resize(n);
-    } catch (const std::exception&) { // std::bad_alloc, or std::length_error past max_size()
-        fail(op, std::make_error_code(std::errc::not_enough_memory),
-             "no memory for a result of " + std::to_string(n) + " bytes; the bytes stay unread");
+        if (allocated) out.resize(n);
+    } catch (const std::bad_alloc&) {
+        allocated = false;
     }
+#else
+    if (allocated) out.resize(n);
+#endif
+    if (!allocated) fail(ec, op, std::make_error_code(std::errc::not_enough_memory), "no memory for a result of " + std::to_string(n) + " bytes; the bytes stay unread");
     return out;
 }
 // Small receives land on the stack and large ones in the connection's buffer, so that a
 // result holds the bytes received and no more, and nothing is zero-filled for max_bytes.
 // A read onto the stack is kept in the buffer when its result cannot be allocated.
-inline std::string Client::result_from(const char* bytes, std::size_t n, const char* op) {
+inline std::string Client::result_from(const char* bytes, std::size_t n, const char* op, std::error_code& ec) {
+#if GREET_SOCKET_EXCEPTIONS
     try {
         return std::string(bytes, n);
     } catch (const std::bad_alloc&) {
         std::memcpy(buffer_.prepare(n), bytes, n); // the buffer is empty: bytes went to the stack only then
         buffer_.commit(n);
-        fail(op, std::make_error_code(std::errc::not_enough_memory), "no memory for the result; the bytes stay unread");
+        fail(ec, op, std::make_error_code(std::errc::not_enough_memory), "no memory for the result; the bytes stay unread");
+        return {};
     }
-}
-
-inline std::string Client::recv(std::size_t max_bytes) {
-    begin("recv");
-    if (max_bytes == 0) detail::fail_argument("recv", "max_bytes must be at least 1");
-    if (buffer_.size() == 0) {
-        if (max_bytes <= detail::stack_read) {
-            char bytes[detail::stack_read];
-            const std::size_t n = read_some(bytes, max_bytes, deadline(), "recv");
-            return result_from(bytes, n, "recv");
-        }
-        if (fill(deadline(), "recv") == 0) return {};
-    }
-    return buffer_.take(std::min(max_bytes, buffer_.size()));
-}
-
-inline std::size_t Client::recv_into(char* into, std::size_t max_bytes) {
-    begin("recv_into");
-    if (max_bytes == 0) detail::fail_argument("recv_into", "max_bytes must be at least 1");
-    if (buffer_.size() > 0) {
-        const std::size_t n = std::min(max_bytes, buffer_.size());
-        std::memcpy(into, buffer_.bytes(), n);
-        buffer_.consume(n);
-        return n;
-    }
-    return read_some(into, max_bytes, deadline(), "recv_into");
-}
-
-inline std::string Client::recv_text(std::size_t max_bytes) {
-    begin("recv_text");
-    if (max_bytes < 4) detail::fail_argument("recv_text", "max_bytes must be at least 4, the longest UTF-8 character");
-    const auto until = deadline();
-    if (buffer_.size() == 0 && max_bytes <= detail::stack_read) { // the tutorial's recv_text(1024) never needs the buffer
-        char bytes[detail::stack_read];
-        const std::size_t n = read_some(bytes, max_bytes, until, "recv_text");
-        bool ill_formed = false;
-        if (detail::utf8_prefix(std::string_view(bytes, n), &ill_formed) == n) return result_from(bytes, n, "recv_text");
-        std::memcpy(buffer_.prepare(n), bytes, n); // a character cut short or bad bytes: sorted out below
-        buffer_.commit(n);
-    }
-    // Each turn returns, throws, or reads more: an incomplete character needs at most 3 more bytes.
-    for (bool first = true;; first = false) {
-        bool ill_formed = false;
-        const std::string_view ready(buffer_.bytes(), std::min(max_bytes, buffer_.size()));
-        const std::size_t whole = detail::utf8_prefix(ready, &ill_formed);
-        if (whole > 0) return buffer_.take(whole);
-        if (ill_formed) {
-            char note[112];
-            std::snprintf(note, sizeof note, "invalid UTF-8 (byte 0x%02X); read it with recv() or pass it through utf8::sanitize",
-                          static_cast<unsigned>(static_cast<unsigned char>(ready[0])));
-            throw Utf8Error(0, detail::describe("recv_text", endpoint_, std::make_error_code(std::errc::illegal_byte_sequence), note));
-        }
-        if (!first) check_deadline(until, "recv_text");
-        const std::size_t held = buffer_.size();
-        if (fill(until, "recv_text") == 0) {
-            if (held == 0) return {};
-            throw Utf8Error(0, detail::describe("recv_text", endpoint_, std::make_error_code(std::errc::illegal_byte_sequence),
-                                                "the peer closed the connection in the middle of a character; recv() returns its bytes"));
-        }
-    }
+#else
+    (void)op, (void)ec;
+    return std::string(bytes, n);
+#endif
 }
 
 // Fills out[0, size): first from the buffer, then from the OS. On any failure the
 // unread_prefix and every byte that did arrive go back to the buffer, so the next
 // receive returns them.
-inline void Client::read_rest(char* out, std::size_t size, std::string_view unread_prefix,
-                              std::chrono::steady_clock::time_point until, const char* op) {
+inline bool Client::read_rest(char* out, std::size_t size, std::string_view unread_prefix, std::chrono::steady_clock::time_point until,
+                              const char* op, std::error_code& ec) {
     std::size_t have = std::min(size, buffer_.size());
     if (have > 0) {
         std::memcpy(out, buffer_.bytes(), have);
         buffer_.consume(have);
     }
-    try {
-        while (have < size) {
-            if (have > 0) check_deadline(until, op);
-            const std::size_t got = read_some(out + have, size - have, until, op);
-            if (got == 0)
-                fail(op, make_error_code(errc::peer_closed),
-                     "after " + std::to_string(have) + " of " + std::to_string(size) + " bytes; recv() returns them");
-            have += got;
+    while (have < size) {
+        if (have > 0 && !check_deadline(until, op, ec)) break;
+        const std::size_t got = read_some(out + have, size - have, until, op, ec);
+        if (ec) break;
+        if (got == 0) {
+            fail(ec, op, make_error_code(errc::peer_closed),
+                 "after " + std::to_string(have) + " of " + std::to_string(size) + " bytes; recv() returns them");
+            break;
         }
-    } catch (...) {
-        char* back = buffer_.prepare(unread_prefix.size() + have); // the buffer is empty here
-        // Skipped when empty: memcpy with a null pointer (an empty view, an unallocated buffer) is UB.
-        if (!unread_prefix.empty()) std::memcpy(back, unread_prefix.data(), unread_prefix.size());
-        if (have > 0) std::memcpy(back + unread_prefix.size(), out, have);
-        buffer_.commit(unread_prefix.size() + have);
-        throw;
+        have += got;
     }
+    if (!ec) return true;
+    char* back = buffer_.prepare(unread_prefix.size() + have); // the buffer is empty here
+    // Skipped when empty: memcpy with a null pointer (an empty view, an unallocated buffer) is UB.
+    if (!unread_prefix.empty()) std::memcpy(back, unread_prefix.data(), unread_prefix.size());
+    if (have > 0) std::memcpy(back + unread_prefix.size(), out, have);
+    buffer_.commit(unread_prefix.size() + have);
+    return false;
 }
 
-inline std::string Client::recv_exact(std::size_t n) {
-    begin("recv_exact");
-    if (n == 0) detail::fail_argument("recv_exact", "n must be at least 1");
-    std::string out = result_of(n, "recv_exact");
-    read_rest(out.data(), n, {}, deadline(), "recv_exact");
-    return out;
-}
-
-inline void Client::recv_exact_into(char* into, std::size_t n) {
-    begin("recv_exact_into");
-    if (n == 0) detail::fail_argument("recv_exact_into", "n must be at least 1");
-    read_rest(into, n, {}, deadline(), "recv_exact_into");
-}
-
-inline std::string Client::recv_message(std::size_t max_bytes) {
-    begin("recv_message");
-    const auto until = deadline();
-    for (bool first = true; buffer_.size() < 4; first = false) {
-        if (!first) check_deadline(until, "recv_message");
-        if (fill(until, "recv_message") == 0)
-            fail("recv_message", make_error_code(errc::peer_closed),
-                 buffer_.size() ? "inside a message header; recv() returns its bytes" : "no more messages");
-    }
-    const auto* h = reinterpret_cast<const unsigned char*>(buffer_.bytes());
-    const std::size_t length = std::size_t{h[0]} << 24 | std::size_t{h[1]} << 16 | std::size_t{h[2]} << 8 | std::size_t{h[3]};
-    if (length > max_bytes) // refused before allocating: a peer cannot make us reserve 4 GiB
-        fail("recv_message", std::make_error_code(std::errc::message_size),
-             "the peer announced " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes));
-    std::string out = result_of(length, "recv_message");
-    char header[4];
-    std::memcpy(header, buffer_.bytes(), 4);
-    buffer_.consume(4);
-    read_rest(out.data(), length, std::string_view(header, 4), until, "recv_message");
-    return out;
-}
-
-// Reads until the buffer holds a whole line; its length, '\n' included. recv_line_view
-// looks in the buffer itself first: a long stream of short lines costs one memchr per
-// line (and recv_line one copy), and one system call per 64 to 128 KiB.
-inline std::size_t Client::find_line(std::size_t max_bytes, const char* op) {
-    begin(op);
-    if (max_bytes == 0) detail::fail_argument(op, "max_bytes must be at least 1");
+// Reads until the buffer holds a whole line; its length, '\n' included (0 with ec set).
+// recv_line_view looks in the buffer itself first: a long stream of short lines costs one
+// memchr per line (and recv_line one copy), and one system call per 64 to 128 KiB.
+inline std::size_t Client::find_line(std::size_t max_bytes, const char* op, std::error_code& ec) {
+    if (!begin(op, ec)) return 0;
+    if (max_bytes == 0) return detail::fail_argument(ec, op, "max_bytes must be at least 1"), 0;
     const auto until = deadline();
     const std::size_t window = detail::line_window(max_bytes);
     std::size_t scanned = 0; // bytes searched for '\n'
@@ -1645,53 +1632,283 @@ inline std::size_t Client::find_line(std::size_t max_bytes, const char* op) {
         if (found) return static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1;
         scanned = limit;
         if (scanned >= window)
-            fail(op, std::make_error_code(std::errc::message_size),
-                 "no line end within " + std::to_string(max_bytes) + " bytes; the bytes stay unread");
-        if (!first) check_deadline(until, op);
-        if (fill(until, op) == 0) {
-            fail(op, make_error_code(errc::peer_closed),
-                 buffer_.size() ? "in the middle of a line; recv() returns its " + std::to_string(buffer_.size()) + " bytes"
-                                : std::string("no more lines"));
+            return fail(ec, op, std::make_error_code(std::errc::message_size),
+                        "no line end within " + std::to_string(max_bytes) + " bytes; the bytes stay unread"),
+                   0;
+        if (!first && !check_deadline(until, op, ec)) return 0;
+        if (fill(until, op, ec) == 0) {
+            if (ec) return 0;
+            return fail(ec, op, make_error_code(errc::peer_closed),
+                        buffer_.size() ? "in the middle of a line; recv() returns its " + std::to_string(buffer_.size()) + " bytes"
+                                       : std::string("no more lines")),
+                   0;
         }
     }
 }
 // The line of `taken` bytes ('\n' included) at the buffer's front, without its line end.
 // Its bytes stay in place until the next receive.
-inline std::string_view Client::take_line(std::size_t taken, std::size_t max_bytes, const char* op) {
+inline std::string_view Client::take_line(std::size_t taken, std::size_t max_bytes, const char* op, std::error_code& ec) {
     const char* text = buffer_.bytes();
     const std::size_t length = taken - 1 - (taken > 1 && text[taken - 2] == '\r');
     if (length > max_bytes)
-        fail(op, std::make_error_code(std::errc::message_size),
-             "a line of " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes) +
-                 "; the bytes stay unread");
+        return fail(ec, op, std::make_error_code(std::errc::message_size),
+                    "a line of " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes) +
+                        "; the bytes stay unread"),
+               std::string_view();
     buffer_.consume(taken);
     return {text, length};
 }
 
-inline std::string Client::recv_line(std::size_t max_bytes) {
-    std::string line;
-    recv_line(line, max_bytes);
-    return line;
+// --- Client: the calls
+
+inline void Client::connect(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
+    detail::guarded(ec, "connect", [&] {
+        ec.clear();
+        if (is_open()) return (void)detail::fail(ec, "connect", detail::endpoint_text(host, port), std::make_error_code(std::errc::already_connected));
+        endpoint_ = detail::endpoint_text(host, port);
+        if (!check_cancelled("connect", ec)) return;
+        const std::vector<sockaddr_storage> addresses = detail::resolve("connect", endpoint_, host, port, ec);
+        std::error_code last;
+        for (const sockaddr_storage& address : addresses) {
+            detail::Socket candidate = try_connect(address, last, ec);
+            if (ec) return; // cancelled: the candidate closes, this Client stays unconnected
+            if (candidate == detail::no_socket) continue;
+            peer_ = detail::to_address(address);
+            socket_ = std::move(candidate);
+            buffer_ = detail::Buffer{};
+            if (!chaos_recv_) {
+                chaos_recv_ = detail::chaos_from_environment();
+                chaos_send_ = detail::chaos_send_state(chaos_recv_);
+            }
+            return;
+        }
+        if (addresses.empty()) return;
+        if (last == std::errc::timed_out)
+            return (void)fail_timeout(ec, "connect", "no address answered; is the address right, and is the server calling accept()?");
+        fail(ec, "connect", last);
+    });
+}
+// One address: the connected socket, or none with the reason in last (ec only for a cancel
+// or a failed poll). With a timeout or a canceller, a non-blocking connect + poll, so that
+// either ends connect too; without, a plain blocking connect (one system call). An
+// interrupted connect carries on either way. The socket is left as apply_timeout() would.
+inline detail::Socket Client::try_connect(const sockaddr_storage& address, std::error_code& last, std::error_code& ec) {
+    detail::Socket candidate(detail::open_native(address.ss_family));
+    if (candidate == detail::no_socket) return last = detail::os_error(detail::last_error()), detail::Socket();
+    if (timeout_ || canceller_) detail::set_blocking(candidate, false);
+    if (::connect(candidate, reinterpret_cast<const sockaddr*>(&address), detail::sockaddr_length(address)) == 0) return candidate;
+    const int e = detail::last_error();
+    if (!detail::in_progress(e)) return last = detail::os_error(e), detail::Socket();
+    const bool ready = wait_on(candidate, POLLOUT, deadline(), ec);
+    if (ec || !check_cancelled("connect", ec)) return {};
+    if (!ready) return last = std::make_error_code(std::errc::timed_out), detail::Socket();
+    int so_error = 0;
+    socklen_t length = sizeof so_error;
+    ::getsockopt(candidate, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length);
+    if (so_error != 0) return last = detail::os_error(so_error), detail::Socket();
+    return candidate;
 }
 
-inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
-    const std::string_view text = recv_line_view(max_bytes);
-    if (line.size() != text.size()) line.resize(text.size()); // keeps the capacity; no call while lengths repeat
-    if (!text.empty()) std::memcpy(line.data(), text.data(), text.size());
+inline std::size_t Client::send(std::string_view bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send", [&] { return send_pieces(bytes, {}, "send", ec); });
+}
+inline std::size_t Client::send(std::u16string_view text, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send", [&] {
+        const std::string bytes = utf8::encode(text, ec);
+        return ec ? 0 : send_pieces(bytes, {}, "send", ec);
+    });
+}
+inline std::size_t Client::send(std::u32string_view text, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send", [&] {
+        const std::string bytes = utf8::encode(text, ec);
+        return ec ? 0 : send_pieces(bytes, {}, "send", ec);
+    });
+}
+inline std::size_t Client::send(std::wstring_view text, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send", [&] {
+        const std::string bytes = utf8::encode(text, ec);
+        return ec ? 0 : send_pieces(bytes, {}, "send", ec);
+    });
+}
+#if defined(__cpp_char8_t)
+inline std::size_t Client::send(std::u8string_view text, std::error_code& ec) noexcept {
+    return send(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), ec);
+}
+#endif
+
+inline std::size_t Client::send_line(std::string_view text, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send_line", [&]() -> std::size_t {
+        ec.clear();
+        if (text.find('\n') != std::string_view::npos)
+            return detail::fail_argument(ec, "send_line", "the text holds a '\\n'; send it as two lines"), 0;
+        if (!text.empty() && text.back() == '\r')
+            return detail::fail_argument(ec, "send_line", "the text ends in '\\r', which recv_line would take for part of the line's end"), 0;
+        return send_pieces(text, "\n", "send_line", ec);
+    });
 }
 
-inline std::string_view Client::recv_line_view(std::size_t max_bytes) {
-    // The common case, small enough to inline: the line is already buffered (bytes are
-    // buffered only while the socket is open). find_line does the rest, checks included.
-    const std::size_t ready = max_bytes == 0 || canceller_ ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
-    const void* found = ready > 0 ? std::memchr(buffer_.bytes(), '\n', ready) : nullptr;
-    const std::size_t taken = found ? static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1
-                                    : find_line(max_bytes, "recv_line");
-    return take_line(taken, max_bytes, "recv_line");
+inline std::size_t Client::send_message(std::string_view payload, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send_message", [&]() -> std::size_t {
+        ec.clear();
+        if (payload.size() > 0xFFFFFFFFu)
+            return fail(ec, "send_message", std::make_error_code(std::errc::message_size), "a message holds less than 4 GiB"), 0;
+        const auto n = static_cast<std::uint32_t>(payload.size());
+        const char header[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
+        return send_pieces(std::string_view(header, 4), payload, "send_message", ec);
+    });
 }
 
-inline void Client::set_timeout(Timeout timeout) {
-    if (timeout && timeout->count() < 0) detail::fail_argument("set_timeout", "the timeout must not be negative");
+inline std::string Client::recv(std::size_t max_bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv", [&]() -> std::string {
+        if (!begin("recv", ec)) return {};
+        if (max_bytes == 0) return detail::fail_argument(ec, "recv", "max_bytes must be at least 1"), std::string();
+        if (buffer_.size() == 0) {
+            if (max_bytes <= detail::stack_read) {
+                char bytes[detail::stack_read];
+                const std::size_t n = read_some(bytes, max_bytes, deadline(), "recv", ec);
+                return ec ? std::string() : result_from(bytes, n, "recv", ec);
+            }
+            if (fill(deadline(), "recv", ec) == 0) return {};
+        }
+        return buffer_.take(std::min(max_bytes, buffer_.size()));
+    });
+}
+
+inline std::size_t Client::recv_into(char* into, std::size_t max_bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv_into", [&]() -> std::size_t {
+        if (!begin("recv_into", ec)) return 0;
+        if (max_bytes == 0) return detail::fail_argument(ec, "recv_into", "max_bytes must be at least 1"), 0;
+        if (buffer_.size() == 0) return read_some(into, max_bytes, deadline(), "recv_into", ec);
+        const std::size_t n = std::min(max_bytes, buffer_.size());
+        std::memcpy(into, buffer_.bytes(), n);
+        buffer_.consume(n);
+        return n;
+    });
+}
+
+inline std::string Client::recv_text(std::size_t max_bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv_text", [&]() -> std::string {
+        if (!begin("recv_text", ec)) return {};
+        if (max_bytes < 4) return detail::fail_argument(ec, "recv_text", "max_bytes must be at least 4, the longest UTF-8 character"), std::string();
+        const auto until = deadline();
+        if (buffer_.size() == 0 && max_bytes <= detail::stack_read) { // the tutorial's recv_text(1024) never needs the buffer
+            char bytes[detail::stack_read];
+            const std::size_t n = read_some(bytes, max_bytes, until, "recv_text", ec);
+            if (ec) return {};
+            bool ill_formed = false;
+            if (detail::utf8_prefix(std::string_view(bytes, n), &ill_formed) == n) return result_from(bytes, n, "recv_text", ec);
+            std::memcpy(buffer_.prepare(n), bytes, n); // a character cut short or bad bytes: sorted out below
+            buffer_.commit(n);
+        }
+        return text_from_buffer(max_bytes, until, ec);
+    });
+}
+// recv_text's turns on the buffer: each returns, fails, or reads more (an incomplete
+// character needs at most 3 more bytes).
+inline std::string Client::text_from_buffer(std::size_t max_bytes, std::chrono::steady_clock::time_point until, std::error_code& ec) {
+    for (bool first = true;; first = false) {
+        bool ill_formed = false;
+        const std::string_view ready(buffer_.bytes(), std::min(max_bytes, buffer_.size()));
+        const std::size_t whole = detail::utf8_prefix(ready, &ill_formed);
+        if (whole > 0) return buffer_.take(whole);
+        if (ill_formed) {
+            char note[112];
+            std::snprintf(note, sizeof note, "invalid UTF-8 (byte 0x%02X); read it with recv() or pass it through utf8::sanitize",
+                          static_cast<unsigned>(static_cast<unsigned char>(ready[0])));
+            return detail::fail_utf8(ec, "recv_text", endpoint_, 0, note), std::string();
+        }
+        if (!first && !check_deadline(until, "recv_text", ec)) return {};
+        const std::size_t held = buffer_.size();
+        if (fill(until, "recv_text", ec) == 0) {
+            if (ec || held == 0) return {};
+            return detail::fail_utf8(ec, "recv_text", endpoint_, 0,
+                                     "the peer closed the connection in the middle of a character; recv() returns its bytes"),
+                   std::string();
+        }
+    }
+}
+
+inline std::string Client::recv_exact(std::size_t n, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv_exact", [&]() -> std::string {
+        if (!begin("recv_exact", ec)) return {};
+        if (n == 0) return detail::fail_argument(ec, "recv_exact", "n must be at least 1"), std::string();
+        std::string out = result_of(n, "recv_exact", ec);
+        if (ec || !read_rest(out.data(), n, {}, deadline(), "recv_exact", ec)) return {};
+        return out;
+    });
+}
+
+inline void Client::recv_exact_into(char* into, std::size_t n, std::error_code& ec) noexcept {
+    detail::guarded(ec, "recv_exact_into", [&] {
+        if (!begin("recv_exact_into", ec)) return;
+        if (n == 0) return (void)detail::fail_argument(ec, "recv_exact_into", "n must be at least 1");
+        read_rest(into, n, {}, deadline(), "recv_exact_into", ec);
+    });
+}
+
+inline std::string Client::recv_message(std::size_t max_bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv_message", [&]() -> std::string {
+        if (!begin("recv_message", ec)) return {};
+        const auto until = deadline();
+        for (bool first = true; buffer_.size() < 4; first = false) {
+            if (!first && !check_deadline(until, "recv_message", ec)) return {};
+            if (fill(until, "recv_message", ec) == 0)
+                return ec ? std::string()
+                          : (fail(ec, "recv_message", make_error_code(errc::peer_closed),
+                                  buffer_.size() ? "inside a message header; recv() returns its bytes" : "no more messages"),
+                             std::string());
+        }
+        const auto* h = reinterpret_cast<const unsigned char*>(buffer_.bytes());
+        const std::size_t length = std::size_t{h[0]} << 24 | std::size_t{h[1]} << 16 | std::size_t{h[2]} << 8 | std::size_t{h[3]};
+        if (length > max_bytes) // refused before allocating: a peer cannot make us reserve 4 GiB
+            return fail(ec, "recv_message", std::make_error_code(std::errc::message_size),
+                        "the peer announced " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes)),
+                   std::string();
+        std::string out = result_of(length, "recv_message", ec);
+        if (ec) return {};
+        char header[4];
+        std::memcpy(header, buffer_.bytes(), 4);
+        buffer_.consume(4);
+        if (!read_rest(out.data(), length, std::string_view(header, 4), until, "recv_message", ec)) return {};
+        return out;
+    });
+}
+
+inline std::string Client::recv_line(std::size_t max_bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv_line", [&] {
+        std::string line;
+        recv_line(line, max_bytes, ec);
+        return line;
+    });
+}
+
+inline void Client::recv_line(std::string& line, std::size_t max_bytes, std::error_code& ec) noexcept {
+    detail::guarded(ec, "recv_line", [&] {
+        const std::string_view text = recv_line_view(max_bytes, ec);
+        if (ec) return;
+        if (line.size() != text.size()) line.resize(text.size()); // keeps the capacity; no call while lengths repeat
+        if (!text.empty()) std::memcpy(line.data(), text.data(), text.size());
+    });
+}
+
+inline std::string_view Client::recv_line_view(std::size_t max_bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv_line", [&]() -> std::string_view {
+        // The common case, small enough to inline: the line is already buffered (bytes are
+        // buffered only while the socket is open). find_line does the rest, checks included.
+        ec.clear();
+        const std::size_t ready = max_bytes == 0 || canceller_ ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
+        const void* found = ready > 0 ? std::memchr(buffer_.bytes(), '\n', ready) : nullptr;
+        const std::size_t taken = found ? static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1
+                                        : find_line(max_bytes, "recv_line", ec);
+        if (taken == 0) return {};
+        return take_line(taken, max_bytes, "recv_line", ec);
+    });
+}
+
+inline void Client::set_timeout(Timeout timeout, std::error_code& ec) noexcept {
+    ec.clear();
+    if (timeout && timeout->count() < 0)
+        return (void)detail::guarded(ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
     timeout_ = timeout;
     apply_timeout();
 }
@@ -1706,18 +1923,27 @@ inline void Client::set_chaos(std::optional<std::uint64_t> seed) noexcept {
     chaos_send_ = detail::chaos_send_state(chaos_recv_);
 }
 
-inline void Client::shutdown_send() {
-    require_open("shutdown_send");
-    if (::shutdown(socket_, detail::shut_send) != 0) fail("shutdown_send", detail::os_error(detail::last_error()));
+inline void Client::shutdown_send(std::error_code& ec) noexcept {
+    detail::guarded(ec, "shutdown_send", [&] {
+        ec.clear();
+        if (!is_open()) return (void)fail(ec, "shutdown_send", std::make_error_code(std::errc::not_connected));
+        if (::shutdown(socket_, detail::shut_send) != 0) fail(ec, "shutdown_send", detail::os_error(detail::last_error()));
+    });
 }
 
-inline Address Client::local_address() const {
-    require_open("local_address");
-    return detail::socket_address(socket_, false, "local_address", endpoint_);
+inline Address Client::local_address(std::error_code& ec) const noexcept {
+    return detail::guarded(ec, "local_address", [&]() -> Address {
+        ec.clear();
+        if (!is_open()) return fail(ec, "local_address", std::make_error_code(std::errc::not_connected)), Address();
+        return detail::socket_address(socket_, false, "local_address", endpoint_, ec);
+    });
 }
-inline Address Client::peer_address() const {
-    require_open("peer_address");
-    return peer_;
+inline Address Client::peer_address(std::error_code& ec) const noexcept {
+    return detail::guarded(ec, "peer_address", [&]() -> Address {
+        ec.clear();
+        if (!is_open()) return fail(ec, "peer_address", std::make_error_code(std::errc::not_connected)), Address();
+        return peer_;
+    });
 }
 inline void Client::close() noexcept {
     socket_.reset();
@@ -1726,91 +1952,118 @@ inline void Client::close() noexcept {
 
 // --- Server
 
-inline Server::Server(std::string_view host, std::uint16_t port, int backlog) {
-    bind(host, port);
-    listen(backlog);
+inline void Server::bind(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
+    detail::guarded(ec, "bind", [&] {
+        ec.clear();
+        endpoint_ = detail::endpoint_text(host, port);
+        if (is_open()) return (void)detail::fail(ec, "bind", endpoint_, std::make_error_code(std::errc::invalid_argument), "already bound; close() first");
+        // "" is every interface: one dual-stack IPv6 socket, or IPv4 where IPv6 is missing.
+        std::vector<sockaddr_storage> addresses;
+        if (host.empty()) {
+            addresses.resize(2);
+            addresses[0].ss_family = AF_INET6;
+            addresses[1].ss_family = AF_INET;
+        } else {
+            addresses = detail::resolve("bind", endpoint_, host, port, ec);
+            if (ec) return;
+        }
+        std::vector<detail::Socket> bound = bind_all(addresses, host.empty(), port, ec);
+        if (ec) return;
+        auto wake = std::make_unique<Wake>();
+        wake->socket = detail::open_wake_socket("bind", endpoint_, "could not open the socket that stop() signals", ec);
+        if (ec) return;
+        const Address here = detail::socket_address(bound.front(), false, "bind", endpoint_, ec);
+        if (ec) return;
+        wake_ = std::move(wake);
+        listeners_ = std::move(bound);
+        if (listeners_.size() == 1) wake_->listener = detail::listener_waker(listeners_.front());
+        apply_timeout();
+        endpoint_ = detail::endpoint_text(host, here.port);
+    });
 }
-
-inline void Server::bind(std::string_view host, std::uint16_t port) {
-    endpoint_ = detail::endpoint_text(host, port);
-    if (is_open()) detail::fail("bind", endpoint_, std::make_error_code(std::errc::invalid_argument), "already bound; close() first");
-    // "" is every interface: one dual-stack IPv6 socket, or IPv4 where IPv6 is missing.
-    std::vector<sockaddr_storage> addresses;
-    if (host.empty()) {
-        addresses.resize(2);
-        addresses[0].ss_family = AF_INET6;
-        addresses[1].ss_family = AF_INET;
-    } else {
-        addresses = detail::resolve("bind", endpoint_, host, port);
-    }
-    // With port 0 every address shares the port the OS gave the first; should another
-    // program hold that port on a later address, start over with a new one (bounded).
-    std::error_code last;
+// One listening socket per address, all on one port. With port 0 every address shares the
+// port the OS gave the first; should another program hold that port on a later address,
+// start over with a new one (bounded).
+inline std::vector<detail::Socket> Server::bind_all(const std::vector<sockaddr_storage>& addresses, bool every_interface,
+                                                    std::uint16_t port, std::error_code& ec) {
+    std::error_code last = std::make_error_code(std::errc::address_not_available);
     for (int attempt = 0; attempt < 16; ++attempt) {
         std::vector<detail::Socket> bound;
         std::uint16_t chosen = port; // the port every further address binds
         bool retry = false;
         for (sockaddr_storage storage : addresses) {
-            const int family = storage.ss_family;
-            if (family == AF_INET6) reinterpret_cast<sockaddr_in6&>(storage).sin6_port = htons(chosen);
-            else reinterpret_cast<sockaddr_in&>(storage).sin_port = htons(chosen);
-            detail::Socket s(detail::open_native(family));
+            detail::Socket s = bind_one(storage, every_interface, chosen, last);
             if (s != detail::no_socket) {
-                detail::prepare_listener(s);
-                if (family == AF_INET6) { // dual-stack only for "": an IPv6 address means IPv6
-                    const int v6only = host.empty() ? 0 : 1;
-                    ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6only), sizeof v6only);
-                }
-                if (::bind(s, reinterpret_cast<const sockaddr*>(&storage), detail::sockaddr_length(storage)) == 0) {
-                    detail::set_blocking(s, false); // accept() polls, unless apply_timeout() says otherwise
-                    bound.push_back(std::move(s));
-                    if (host.empty()) break; // the dual-stack socket covers IPv4 too
-                    if (chosen == 0) chosen = detail::socket_address(bound.back(), false, "bind", endpoint_).port;
-                    continue;
-                }
+                bound.push_back(std::move(s));
+                if (every_interface) break; // the dual-stack socket covers IPv4 too
+                if (chosen == 0) chosen = detail::socket_address(bound.back(), false, "bind", endpoint_, ec).port;
+                if (ec) return {};
+                continue;
             }
-            last = detail::os_error(detail::last_error());
             // An address of a family this machine lacks is skipped (::1 on an IPv4-only host).
             if (last == std::errc::address_family_not_supported || last == std::errc::address_not_available) continue;
             if (last == std::errc::address_in_use && port == 0 && !bound.empty()) retry = true;
-            else detail::fail("bind", endpoint_, last);
+            else return detail::fail(ec, "bind", endpoint_, last), std::vector<detail::Socket>();
             break;
         }
         if (retry) continue;
-        if (bound.empty()) break;
-        wake_ = std::make_unique<Wake>();
-        wake_->socket = detail::open_wake_socket("bind", endpoint_, "could not open the socket that stop() signals");
-        listeners_ = std::move(bound);
-        if (listeners_.size() == 1) wake_->listener = detail::listener_waker(listeners_.front());
-        apply_timeout();
-        endpoint_ = detail::endpoint_text(host, detail::socket_address(listeners_.front(), false, "bind", endpoint_).port);
-        return;
+        if (!bound.empty()) return bound;
+        break;
     }
-    detail::fail("bind", endpoint_, last);
+    detail::fail(ec, "bind", endpoint_, last);
+    return {};
+}
+// A socket bound to storage's address at port; none, with the reason in last, on failure.
+inline detail::Socket Server::bind_one(sockaddr_storage storage, bool every_interface, std::uint16_t port, std::error_code& last) {
+    const int family = storage.ss_family;
+    if (family == AF_INET6) reinterpret_cast<sockaddr_in6&>(storage).sin6_port = htons(port);
+    else reinterpret_cast<sockaddr_in&>(storage).sin_port = htons(port);
+    detail::Socket s(detail::open_native(family));
+    if (s != detail::no_socket) {
+        detail::prepare_listener(s);
+        if (family == AF_INET6) { // dual-stack only for "": an IPv6 address means IPv6
+            const int v6only = every_interface ? 0 : 1;
+            ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6only), sizeof v6only);
+        }
+        if (::bind(s, reinterpret_cast<const sockaddr*>(&storage), detail::sockaddr_length(storage)) == 0) {
+            detail::set_blocking(s, false); // accept() polls, unless apply_timeout() says otherwise
+            return s;
+        }
+    }
+    last = detail::os_error(detail::last_error());
+    return {};
 }
 
-inline void Server::listen(int backlog) {
-    if (!is_open()) detail::fail("listen", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first");
-    for (const detail::Socket& s : listeners_)
-        if (::listen(s, backlog) != 0) detail::fail("listen", endpoint_, detail::os_error(detail::last_error()));
-    listening_ = true;
+inline void Server::listen(int backlog, std::error_code& ec) noexcept {
+    detail::guarded(ec, "listen", [&] {
+        ec.clear();
+        if (!is_open()) return (void)detail::fail(ec, "listen", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first");
+        for (const detail::Socket& s : listeners_)
+            if (::listen(s, backlog) != 0) return (void)detail::fail(ec, "listen", endpoint_, detail::os_error(detail::last_error()));
+        listening_ = true;
+    });
 }
 
-inline void Server::require_listening(const char* op) const {
-    if (!is_open()) detail::fail(op, endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
-    if (!listening_) detail::fail(op, endpoint_, std::make_error_code(std::errc::invalid_argument), "listen() first");
+inline bool Server::require_listening(const char* op, std::error_code& ec) const {
+    ec.clear();
+    if (!is_open()) return detail::fail(ec, op, endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
+    if (!listening_) return detail::fail(ec, op, endpoint_, std::make_error_code(std::errc::invalid_argument), "listen() first");
+    return true;
 }
 
-inline std::pair<Client, Address> Server::accept() {
-    require_listening("accept");
-    return accept_until(detail::deadline_after(timeout_));
+inline std::pair<Client, Address> Server::accept(std::error_code& ec) noexcept {
+    return detail::guarded(ec, "accept", [&]() -> std::pair<Client, Address> {
+        if (!require_listening("accept", ec)) return {};
+        return accept_until(detail::deadline_after(timeout_), ec);
+    });
 }
 
-inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock::time_point deadline) {
-    // No allocation per client: the listeners (one or two) and the wake socket fit on the stack.
+inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock::time_point deadline, std::error_code& ec) {
+    // No allocation per client: the listeners (one or two), the wake socket and the
+    // canceller's fit on the stack.
     detail::pollfd_type few[4]{};
     std::vector<detail::pollfd_type> many;
-    const std::size_t count = listeners_.size() + (canceller_ ? 2 : 1); // + the wake socket, + the canceller's
+    const std::size_t count = listeners_.size() + (canceller_ ? 2 : 1);
     if (count > 4) many.resize(count);
     detail::pollfd_type* const fds = count > 4 ? many.data() : few;
     // A lone listener on Linux without a timeout blocks in accept(): one system call per
@@ -1818,30 +2071,13 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
     // accept: two calls per client (trying accept() first would save the poll when
     // clients queue up, and cost a third call whenever none is waiting).
     const bool blocking = wake_->listener != detail::no_socket && !timeout_ && !canceller_;
+    const auto canceled = std::make_error_code(std::errc::operation_canceled);
     for (;;) {
-        if (stopped()) detail::fail("accept", endpoint_, std::make_error_code(std::errc::operation_canceled), "the server was stopped");
+        if (stopped()) return detail::fail(ec, "accept", endpoint_, canceled, "the server was stopped"), std::pair<Client, Address>();
         if (cancelled())
-            detail::fail("accept", endpoint_, std::make_error_code(std::errc::operation_canceled),
-                         "cancelled by its greet::Canceller; reset() it to go on");
-        if (!blocking) {
-            for (std::size_t i = 0; i < listeners_.size(); ++i) {
-                fds[i].fd = listeners_[i];
-                fds[i].events = POLLIN;
-                fds[i].revents = 0;
-            }
-            detail::pollfd_type& wake = fds[listeners_.size()];
-            wake.fd = wake_->socket;
-            wake.events = POLLIN;
-            wake.revents = 0;
-            if (canceller_) {
-                fds[count - 1].fd = canceller_->wake;
-                fds[count - 1].events = POLLIN;
-                fds[count - 1].revents = 0;
-            }
-            if (!detail::wait_any(fds, count, deadline, "accept", endpoint_))
-                detail::fail("accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
-            if (wake.revents) drain_wake();
-        }
+            return detail::fail(ec, "accept", endpoint_, canceled, "cancelled by its greet::Canceller; reset() it to go on"),
+                   std::pair<Client, Address>();
+        if (!blocking && !poll_listeners(fds, count, deadline, ec)) return {};
         for (std::size_t i = 0; i < listeners_.size(); ++i) {
             if (!blocking && !fds[i].revents) continue;
             sockaddr_storage storage{};
@@ -1857,9 +2093,25 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
             const std::error_code code = detail::os_error(e);
             if (detail::interrupted(e) || detail::would_block(e) || code == std::errc::connection_aborted) continue;
             if (stopped()) break; // the listener was shut down (EINVAL): reported above
-            detail::fail("accept", endpoint_, code);
+            return detail::fail(ec, "accept", endpoint_, code), std::pair<Client, Address>();
         }
     }
+}
+// Polls the listeners, the wake socket and the canceller's; false with ec set on a
+// time-out or a failed poll.
+inline bool Server::poll_listeners(detail::pollfd_type* fds, std::size_t count, std::chrono::steady_clock::time_point deadline,
+                                   std::error_code& ec) {
+    const native_handle_type last = canceller_ ? native_handle_type(canceller_->wake) : detail::no_socket;
+    for (std::size_t i = 0; i < count; ++i) {
+        fds[i].fd = i < listeners_.size() ? native_handle_type(listeners_[i]) : i == listeners_.size() ? native_handle_type(wake_->socket) : last;
+        fds[i].events = POLLIN;
+        fds[i].revents = 0;
+    }
+    if (!detail::wait_any(fds, count, deadline, "accept", endpoint_, ec))
+        return ec ? false
+                  : detail::fail(ec, "accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
+    if (fds[listeners_.size()].revents) drain_wake();
+    return true;
 }
 
 // Empties the wake socket; true once stop() has been called.
@@ -1876,7 +2128,8 @@ inline void Server::sleep_until_woken(std::chrono::steady_clock::time_point unti
         fds[1].fd = canceller_->wake;
         fds[1].events = POLLIN;
     }
-    detail::wait_any(fds, canceller_ ? 2 : 1, until, "serve", endpoint_);
+    std::error_code ignored; // a failed poll: the loop around tries again
+    detail::wait_any(fds, canceller_ ? 2 : 1, until, "serve", endpoint_, ignored);
     drain_wake();
 }
 inline bool Server::cancelled() const noexcept { return canceller_ && canceller_->cancelled.load(); }
@@ -1925,16 +2178,20 @@ public:
         running_.splice(running_.end(), node);
         const auto it = std::prev(running_.end());
         lock.unlock();
+#if GREET_SOCKET_EXCEPTIONS
         try {
+#endif
             it->thread = std::thread([this, it, &work] {
                 work(it->client, it->peer);
                 end(it);
             });
+#if GREET_SOCKET_EXCEPTIONS
         } catch (...) {
             lock.lock();
             node.splice(node.end(), running_, it); // destroyed (and the client closed) on the way out
             throw;
         }
+#endif
     }
     void join_finished() {
         std::list<Session> ended;
@@ -1987,75 +2244,102 @@ private:
     native_handle_type waker_;
 };
 
-inline void Server::serve(const Handler& handler, const ServeOptions& options) {
-    require_listening("serve");
-    const std::size_t max_clients = std::max<std::size_t>(options.max_clients, 1);
-    const std::string server = endpoint_;
-    // Errors of serve()'s own (accept, refusals) say everything; a handler's gets its client.
-    auto report = [&](const Address& peer, const std::exception& error, bool own) noexcept {
+// How serve() reports: a handler's failure with its client, its own (accept, a refused
+// client) as they are.
+struct Server::Reporter {
+    const ServeOptions& options;
+    const std::string& server;
+
+    void send(const Address& peer, const std::exception& error, bool own) const noexcept {
+#if GREET_SOCKET_EXCEPTIONS
         try {
+#endif
             if (options.on_error) options.on_error(peer, error);
             else if (own) std::fprintf(stderr, "%s\n", error.what());
             else std::fprintf(stderr, "serve %s: client %s: %s\n", server.c_str(), peer.to_string().c_str(), error.what());
+#if GREET_SOCKET_EXCEPTIONS
         } catch (...) { // a failing error callback must not take the server down
         }
-    };
-    const auto run = [&](Client& client, const Address& peer) {
+#endif
+    }
+    void own(const Address& here, const std::exception& error) const noexcept { send(here, error, true); }
+    void run(const Handler& handler, Client& client, const Address& peer) const noexcept {
+#if GREET_SOCKET_EXCEPTIONS
         try {
             handler(client, peer);
         } catch (const ClosedError&) { // the client left: the normal end of a conversation
         } catch (const std::exception& error) {
-            report(peer, error, false);
+            send(peer, error, false);
         } catch (...) {
-            report(peer, std::runtime_error("a handler threw something that is not a std::exception"), false);
+            send(peer, std::runtime_error("a handler threw something that is not a std::exception"), false);
         }
-    };
+#else
+        handler(client, peer);
+#endif
+    }
     // No memory or no thread for a client: that client is refused, the others carry on.
-    const auto refuse = [&](const Address& peer, const std::exception& error) noexcept {
+    void refused(const Address& peer, const std::exception& error) const noexcept {
         const auto* system = dynamic_cast<const std::system_error*>(&error);
         const std::error_code code = system ? system->code() : std::make_error_code(std::errc::not_enough_memory);
+        const char* hint = system ? "no thread could be started for this client; it was refused (lower "
+                                    "ServeOptions::max_clients or raise the process's thread limit)"
+                                  : "no memory for this client's session; it was refused";
+#if GREET_SOCKET_EXCEPTIONS
         try {
-            const char* hint = system ? "no thread could be started for this client; it was refused (lower "
-                                        "ServeOptions::max_clients or raise the process's thread limit)"
-                                      : "no memory for this client's session; it was refused";
-            report(peer, Error(code, detail::describe("serve", server + ": client " + peer.to_string(), code, hint)), true);
+            send(peer, Error(code, detail::describe("serve", server + ": client " + peer.to_string(), code, hint)), true);
         } catch (...) {
-            report(peer, error, true);
+            send(peer, error, true);
         }
-    };
-    const Address here = local_address();
-    {
+#else
+        send(peer, Error(code, detail::describe("serve", server + ": client " + peer.to_string(), code, hint)), true);
+#endif
+    }
+};
+
+inline void Server::serve(const Handler& handler, const ServeOptions& options, std::error_code& ec) noexcept {
+    detail::guarded(ec, "serve", [&] {
+        if (!require_listening("serve", ec)) return;
+        const Address here = local_address(ec);
+        if (ec) return;
         Sessions sessions(wake_->socket);
+        const Reporter report{options, endpoint_};
+        const auto run = [&](Client& client, const Address& peer) { report.run(handler, client, peer); };
+        const std::size_t max_clients = std::max<std::size_t>(options.max_clients, 1);
         while (!stopped() && !cancelled()) {
             sessions.join_finished();
             if (sessions.running() >= max_clients) { // further clients wait in the backlog
                 sleep_until_woken(detail::no_deadline);
                 continue;
             }
-            std::pair<Client, Address> next;
-            try {
-                next = accept_until(detail::no_deadline); // serve() waits for ever, whatever accept()'s timeout
-            } catch (const std::exception& error) {
+            std::error_code failed;
+            std::pair<Client, Address> next = accept_until(detail::no_deadline, failed); // serve() waits for ever, whatever accept()'s timeout
+            if (failed) {
                 if (stopped() || cancelled()) break;
-                report(here, error, true);
+                report.own(here, Error(failed, last_error_message()));
                 // Out of descriptors, say: wait a little (or for a handler to end) and retry.
                 sleep_until_woken(detail::Clock::now() + std::chrono::milliseconds(100));
                 continue;
             }
+#if GREET_SOCKET_EXCEPTIONS
             try {
                 sessions.start(std::move(next.first), next.second, run);
             } catch (const std::exception& error) {
-                refuse(next.second, error);
+                report.refused(next.second, error);
             }
+#else
+            sessions.start(std::move(next.first), next.second, run);
+#endif
         }
         listeners_.clear(); // new clients are refused from here on
         listening_ = false;
         sessions.finish(detail::deadline_after(std::max(options.grace, std::chrono::milliseconds(0))));
-    }
+    });
 }
 
-inline void Server::set_timeout(Timeout timeout) {
-    if (timeout && timeout->count() < 0) detail::fail_argument("set_timeout", "the timeout must not be negative");
+inline void Server::set_timeout(Timeout timeout, std::error_code& ec) noexcept {
+    ec.clear();
+    if (timeout && timeout->count() < 0)
+        return (void)detail::guarded(ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
     timeout_ = timeout;
     apply_timeout();
 }
@@ -2066,10 +2350,113 @@ inline void Server::apply_timeout() noexcept {
         detail::set_blocking(listeners_.front(), !timeout_ && !canceller_);
 }
 
-inline Address Server::local_address() const {
-    if (!is_open()) detail::fail("local_address", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first");
-    return detail::socket_address(listeners_.front(), false, "local_address", endpoint_);
+inline Address Server::local_address(std::error_code& ec) const noexcept {
+    return detail::guarded(ec, "local_address", [&]() -> Address {
+        ec.clear();
+        if (!is_open())
+            return detail::fail(ec, "local_address", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first"), Address();
+        return detail::socket_address(listeners_.front(), false, "local_address", endpoint_, ec);
+    });
 }
+
+// ---------------------------------------------------------------------------
+// The throwing forms: each one line over its error-code twin. detail::raise is the one
+// place that throws.
+#if GREET_SOCKET_EXCEPTIONS
+namespace detail {
+[[noreturn]] inline void raise(std::error_code code) {
+    const Failure& failure = last_failure();
+    const std::string message = failure.code == code ? failure.message : describe("greet_socket", {}, code, {});
+    if (failure.code == code && failure.resolve) throw ResolveError(code, message);
+    if (code == std::errc::timed_out) throw TimeoutError(code, message);
+    if (code == make_error_code(errc::peer_closed)) throw ClosedError(code, message);
+    if (code == std::errc::illegal_byte_sequence) throw Utf8Error(failure.code == code ? failure.offset : 0, message);
+    throw Error(code, message);
+}
+// Calls call(ec) and throws what its failure calls for.
+template <class F>
+auto checked(F&& call) {
+    std::error_code ec;
+    if constexpr (std::is_void_v<decltype(call(ec))>) {
+        call(ec);
+        if (ec) raise(ec);
+    } else {
+        auto result = call(ec);
+        if (ec) raise(ec);
+        return result;
+    }
+}
+} // namespace detail
+
+inline std::uint16_t parse_port(std::string_view text) { return detail::checked([&](std::error_code& ec) { return parse_port(text, ec); }); }
+namespace utf8 {
+inline std::string encode(std::u16string_view text) { return detail::checked([&](std::error_code& ec) { return encode(text, ec); }); }
+inline std::string encode(std::u32string_view text) { return detail::checked([&](std::error_code& ec) { return encode(text, ec); }); }
+inline std::string encode(std::wstring_view text) { return detail::checked([&](std::error_code& ec) { return encode(text, ec); }); }
+inline std::u32string decode(std::string_view bytes) { return detail::checked([&](std::error_code& ec) { return decode(bytes, ec); }); }
+} // namespace utf8
+
+inline Canceller::Canceller() { detail::checked([&](std::error_code& ec) { *this = Canceller(ec); }); }
+
+inline Client::Client(std::string_view host, std::uint16_t port) { connect(host, port); }
+inline void Client::connect(std::string_view host, std::uint16_t port) {
+    detail::checked([&](std::error_code& ec) { connect(host, port, ec); });
+}
+inline std::size_t Client::send(std::string_view bytes) { return detail::checked([&](std::error_code& ec) { return send(bytes, ec); }); }
+inline std::size_t Client::send(const char* bytes) { return send(std::string_view(bytes)); }
+inline std::size_t Client::send(std::u16string_view text) { return detail::checked([&](std::error_code& ec) { return send(text, ec); }); }
+inline std::size_t Client::send(std::u32string_view text) { return detail::checked([&](std::error_code& ec) { return send(text, ec); }); }
+inline std::size_t Client::send(std::wstring_view text) { return detail::checked([&](std::error_code& ec) { return send(text, ec); }); }
+#if defined(__cpp_char8_t)
+inline std::size_t Client::send(std::u8string_view text) { return detail::checked([&](std::error_code& ec) { return send(text, ec); }); }
+#endif
+inline std::size_t Client::send_line(std::string_view text) { return detail::checked([&](std::error_code& ec) { return send_line(text, ec); }); }
+inline std::size_t Client::send_message(std::string_view payload) {
+    return detail::checked([&](std::error_code& ec) { return send_message(payload, ec); });
+}
+inline std::string Client::recv_message(std::size_t max_bytes) {
+    return detail::checked([&](std::error_code& ec) { return recv_message(max_bytes, ec); });
+}
+inline std::string Client::recv(std::size_t max_bytes) { return detail::checked([&](std::error_code& ec) { return recv(max_bytes, ec); }); }
+inline std::string Client::recv_text(std::size_t max_bytes) {
+    return detail::checked([&](std::error_code& ec) { return recv_text(max_bytes, ec); });
+}
+inline std::string Client::recv_exact(std::size_t n) { return detail::checked([&](std::error_code& ec) { return recv_exact(n, ec); }); }
+inline std::string Client::recv_line(std::size_t max_bytes) {
+    return detail::checked([&](std::error_code& ec) { return recv_line(max_bytes, ec); });
+}
+inline std::size_t Client::recv_into(char* into, std::size_t max_bytes) {
+    return detail::checked([&](std::error_code& ec) { return recv_into(into, max_bytes, ec); });
+}
+inline void Client::recv_exact_into(char* into, std::size_t n) {
+    detail::checked([&](std::error_code& ec) { recv_exact_into(into, n, ec); });
+}
+inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
+    detail::checked([&](std::error_code& ec) { recv_line(line, max_bytes, ec); });
+}
+inline std::string_view Client::recv_line_view(std::size_t max_bytes) {
+    return detail::checked([&](std::error_code& ec) { return recv_line_view(max_bytes, ec); });
+}
+inline void Client::set_timeout(Timeout timeout) { detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); }); }
+inline void Client::shutdown_send() { detail::checked([&](std::error_code& ec) { shutdown_send(ec); }); }
+inline Address Client::local_address() const { return detail::checked([&](std::error_code& ec) { return local_address(ec); }); }
+inline Address Client::peer_address() const { return detail::checked([&](std::error_code& ec) { return peer_address(ec); }); }
+
+inline Server::Server(std::string_view host, std::uint16_t port, int backlog) {
+    bind(host, port);
+    listen(backlog);
+}
+inline void Server::bind(std::string_view host, std::uint16_t port) {
+    detail::checked([&](std::error_code& ec) { bind(host, port, ec); });
+}
+inline void Server::listen(int backlog) { detail::checked([&](std::error_code& ec) { listen(backlog, ec); }); }
+inline std::pair<Client, Address> Server::accept() { return detail::checked([&](std::error_code& ec) { return accept(ec); }); }
+inline void Server::set_timeout(Timeout timeout) { detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); }); }
+inline Address Server::local_address() const { return detail::checked([&](std::error_code& ec) { return local_address(ec); }); }
+inline void Server::serve(const Handler& handler, const ServeOptions& options) {
+    detail::checked([&](std::error_code& ec) { serve(handler, options, ec); });
+}
+#endif // GREET_SOCKET_EXCEPTIONS
 
 } // namespace greet
 
