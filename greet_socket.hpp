@@ -22,7 +22,9 @@
 //                   greet_socket::greet_socket
 //         meson:    dependency('greet_socket')   vcpkg: greet-socket
 // Errors: every failure throws greet::Error (a std::system_error) whose what() reads
-//         "<operation> <host:port>: <OS name> (<OS text>): <hint>".
+//         "<operation> <host:port>: <OS name> (<OS text>): <hint>"; each such call has a
+//         noexcept twin taking std::error_code& last, which -fno-exceptions builds keep
+//         (greet::last_error_message() gives the text). greet::Canceller ends blocked calls.
 // License: MIT (see the end of this file). Version history: 1.0.0 first release.
 
 #ifndef GREET_SOCKET_HPP
@@ -966,9 +968,25 @@ inline socklen_t sockaddr_length(const sockaddr_storage& storage) noexcept {
     return storage.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
 
-// The addresses to try, in the resolver's order, port included. A numeric address
-// ("127.0.0.1", "::1") is parsed in place: the resolver would parse it too, after
-// thousands of instructions and a few allocations of its own.
+// A numeric address ("127.0.0.1", "::1") with its port, parsed in place: the resolver
+// would parse it too, after thousands of instructions and a few allocations of its own.
+inline bool parse_numeric(const std::string& name, std::uint16_t port, sockaddr_storage& out) noexcept {
+    auto& in4 = reinterpret_cast<sockaddr_in&>(out);
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(out);
+    if (::inet_pton(AF_INET, name.c_str(), &in4.sin_addr) == 1) {
+        in4.sin_family = AF_INET;
+        in4.sin_port = htons(port);
+        return true;
+    }
+    if (::inet_pton(AF_INET6, name.c_str(), &in6.sin6_addr) == 1) {
+        in6.sin6_family = AF_INET6;
+        in6.sin6_port = htons(port);
+        return true;
+    }
+    return false;
+}
+
+// The addresses to try, in the resolver's order, port included, each once.
 inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_view endpoint, std::string_view host, std::uint16_t port,
                                              std::error_code& ec) {
     start_networking();
@@ -980,18 +998,7 @@ inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_vi
     const std::string name = host_text(host);
     if (name.find('\0') != std::string::npos) return fail_resolve(std::make_error_code(std::errc::invalid_argument), "the host name holds a NUL byte");
     std::vector<sockaddr_storage> out(1);
-    auto& in4 = reinterpret_cast<sockaddr_in&>(out[0]);
-    auto& in6 = reinterpret_cast<sockaddr_in6&>(out[0]);
-    if (::inet_pton(AF_INET, name.c_str(), &in4.sin_addr) == 1) {
-        in4.sin_family = AF_INET;
-        in4.sin_port = htons(port);
-        return out;
-    }
-    if (::inet_pton(AF_INET6, name.c_str(), &in6.sin6_addr) == 1) {
-        in6.sin6_family = AF_INET6;
-        in6.sin6_port = htons(port);
-        return out;
-    }
+    if (parse_numeric(name, port, out[0])) return out;
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -1462,7 +1469,8 @@ inline std::chrono::steady_clock::time_point Client::deadline() const noexcept {
     return detail::deadline_after(timeout_);
 }
 // Waits until s is ready or the canceller fires (true), or the deadline passes (false;
-// ec is set only when poll() itself failed).
+// ec is set only when poll() itself failed). On Windows serve()'s cut-off aborts the
+// poll itself (CancelIoEx): that failure is the cut-off, and the caller says so.
 inline bool Client::wait_on(native_handle_type s, short events, std::chrono::steady_clock::time_point until, std::error_code& ec) const {
     detail::pollfd_type fds[2]{};
     fds[0].fd = s;
@@ -1471,7 +1479,12 @@ inline bool Client::wait_on(native_handle_type s, short events, std::chrono::ste
         fds[1].fd = canceller_->wake;
         fds[1].events = POLLIN;
     }
-    return detail::wait_any(fds, canceller_ ? 2 : 1, until, "poll", endpoint_, ec);
+    const bool ready = detail::wait_any(fds, canceller_ ? 2 : 1, until, "poll", endpoint_, ec);
+    if (ec && cancelled()) {
+        ec.clear();
+        return true;
+    }
+    return ready;
 }
 // Waits for this socket; false with ec set on a time-out (note: how far a send got), a
 // cancel or a failed poll.
