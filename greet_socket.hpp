@@ -639,7 +639,8 @@ private:
     bool read_rest(char* out, std::size_t size, std::string_view unread_prefix, Deadline until, const char* op, std::error_code& ec);
     std::string text_from_buffer(std::size_t max_bytes, Deadline until, std::error_code& ec);
     std::size_t find_line(std::size_t max_bytes, const char* op, std::error_code& ec);
-    std::string_view take_line(std::size_t taken, std::size_t max_bytes, const char* op, std::error_code& ec);
+    std::size_t next_line(std::size_t max_bytes, std::error_code& ec) noexcept;
+    std::string_view front_line(std::size_t taken, std::size_t max_bytes, std::error_code& ec) noexcept;
 
     detail::Socket socket_;
     detail::Buffer buffer_;
@@ -927,6 +928,8 @@ inline Utf8Step utf8_step(const unsigned char* p, std::size_t n) noexcept {
 // User input as it goes into a message: control bytes and bytes that are not UTF-8 as
 // \xNN, so a NUL cannot cut the message short and the text stays valid UTF-8.
 inline std::string printable(std::string_view text) {
+    const auto plain = [](char c) { return c >= 0x20 && c < 0x7F; };
+    if (std::all_of(text.begin(), text.end(), plain)) return std::string(text); // host names, nearly always
     std::string out;
     const auto* p = reinterpret_cast<const unsigned char*>(text.data());
     for (std::size_t i = 0; i < text.size();) {
@@ -1445,7 +1448,7 @@ inline bool Client::fail_timeout(std::error_code& ec, const char* op, std::strin
 inline bool Client::begin(const char* op, std::error_code& ec) const {
     ec.clear();
     if (!is_open()) return fail(ec, op, std::make_error_code(std::errc::not_connected));
-    return check_cancelled(op, ec);
+    return !(cancelled_ || canceller_) || check_cancelled(op, ec);
 }
 
 inline bool Client::cancelled() const noexcept {
@@ -1658,18 +1661,28 @@ inline std::size_t Client::find_line(std::size_t max_bytes, const char* op, std:
         }
     }
 }
-// The line of `taken` bytes ('\n' included) at the buffer's front, without its line end.
-// Its bytes stay in place until the next receive.
-inline std::string_view Client::take_line(std::size_t taken, std::size_t max_bytes, const char* op, std::error_code& ec) {
+// The length of the next line in the buffer, '\n' included, reading as needed (0 with ec
+// set). The common case, small enough to inline: the line is already buffered (bytes are
+// buffered only while the socket is open, and not with a canceller, which must see each
+// call); find_line does the rest, checks included.
+inline std::size_t Client::next_line(std::size_t max_bytes, std::error_code& ec) noexcept {
+    ec.clear();
+    const std::size_t ready = max_bytes == 0 || canceller_ ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
+    const void* found = ready > 0 ? std::memchr(buffer_.bytes(), '\n', ready) : nullptr;
+    if (found) return static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1;
+    return detail::guarded(ec, "recv_line", [&] { return find_line(max_bytes, "recv_line", ec); });
+}
+// The line of `taken` bytes at the buffer's front, without its "\n" or "\r\n"; or, when it
+// is longer than max_bytes, nothing, with ec set and the line left unread.
+inline std::string_view Client::front_line(std::size_t taken, std::size_t max_bytes, std::error_code& ec) noexcept {
     const char* text = buffer_.bytes();
     const std::size_t length = taken - 1 - (taken > 1 && text[taken - 2] == '\r');
-    if (length > max_bytes)
-        return fail(ec, op, std::make_error_code(std::errc::message_size),
-                    "a line of " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes) +
-                        "; the bytes stay unread"),
-               std::string_view();
-    buffer_.consume(taken);
-    return {text, length};
+    if (length <= max_bytes) return {text, length};
+    detail::guarded(ec, "recv_line", [&] {
+        fail(ec, "recv_line", std::make_error_code(std::errc::message_size),
+             "a line of " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes) + "; the bytes stay unread");
+    });
+    return {};
 }
 
 // --- Client: the calls
@@ -1888,34 +1901,28 @@ inline std::string Client::recv_message(std::size_t max_bytes, std::error_code& 
 }
 
 inline std::string Client::recv_line(std::size_t max_bytes, std::error_code& ec) noexcept {
-    return detail::guarded(ec, "recv_line", [&] {
-        std::string line;
-        recv_line(line, max_bytes, ec);
-        return line;
-    });
+    std::string line;
+    recv_line(line, max_bytes, ec);
+    return line;
 }
 
 inline void Client::recv_line(std::string& line, std::size_t max_bytes, std::error_code& ec) noexcept {
-    detail::guarded(ec, "recv_line", [&] {
-        const std::string_view text = recv_line_view(max_bytes, ec);
-        if (ec) return;
-        if (line.size() != text.size()) line.resize(text.size()); // keeps the capacity; no call while lengths repeat
-        if (!text.empty()) std::memcpy(line.data(), text.data(), text.size());
-    });
+    const std::size_t taken = next_line(max_bytes, ec);
+    if (taken == 0) return;
+    const std::string_view text = front_line(taken, max_bytes, ec);
+    if (ec) return;
+    // Sized before the line is taken, so that no memory for it leaves the line unread.
+    if (line.size() != text.size() && !detail::guarded(ec, "recv_line", [&] { return line.resize(text.size()), true; })) return;
+    if (!text.empty()) std::memcpy(line.data(), text.data(), text.size());
+    buffer_.consume(taken);
 }
 
 inline std::string_view Client::recv_line_view(std::size_t max_bytes, std::error_code& ec) noexcept {
-    return detail::guarded(ec, "recv_line", [&]() -> std::string_view {
-        // The common case, small enough to inline: the line is already buffered (bytes are
-        // buffered only while the socket is open). find_line does the rest, checks included.
-        ec.clear();
-        const std::size_t ready = max_bytes == 0 || canceller_ ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
-        const void* found = ready > 0 ? std::memchr(buffer_.bytes(), '\n', ready) : nullptr;
-        const std::size_t taken = found ? static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1
-                                        : find_line(max_bytes, "recv_line", ec);
-        if (taken == 0) return {};
-        return take_line(taken, max_bytes, "recv_line", ec);
-    });
+    const std::size_t taken = next_line(max_bytes, ec);
+    if (taken == 0) return {};
+    const std::string_view text = front_line(taken, max_bytes, ec);
+    if (!ec) buffer_.consume(taken); // the bytes stay in place until the next receive
+    return text;
 }
 
 inline void Client::set_timeout(Timeout timeout, std::error_code& ec) noexcept {

@@ -100,6 +100,20 @@ inline Pair connect_pair(const std::string& host = "127.0.0.1") {
     return pair;
 }
 
+// A connected pair with the guard timeout on both ends.
+inline Pair guarded_pair() {
+    Pair pair = connect_pair();
+    pair.client.set_timeout(guard);
+    pair.accepted.set_timeout(guard);
+    return pair;
+}
+
+// send_message's 4-byte big-endian length.
+inline std::string header(std::uint32_t n) {
+    const char bytes[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
+    return std::string(bytes, 4);
+}
+
 // Whether this machine has an IPv6 loopback to bind.
 inline bool has_ipv6_loopback() {
     try {

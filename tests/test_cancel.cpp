@@ -147,19 +147,8 @@ Cancelled cancel_when_asleep(Blocked& call, greet::Canceller& canceller) {
     return out;
 }
 
-// Both ends of a loopback connection, each with the guard timeout.
-test::Pair guarded_pair() {
-    test::Pair pair = test::connect_pair();
-    pair.client.set_timeout(guard);
-    pair.accepted.set_timeout(guard);
-    return pair;
-}
-
-// send_message's 4-byte big-endian length.
-std::string header(std::uint32_t n) {
-    const char bytes[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
-    return std::string(bytes, 4);
-}
+using test::guarded_pair;
+using test::header;
 
 // N from "sent N of <total> bytes" in a send's message; nullopt when it does not say so.
 std::optional<std::size_t> bytes_sent(const std::string& what, std::size_t total) {
@@ -201,6 +190,23 @@ bool fill_queue(std::uint16_t port, std::vector<greet::Client>& queued) {
     }
     return false;
 }
+
+// A listener whose full queue drops SYNs, and a Client (guard timeout, a canceller) whose
+// connect to it blocks.
+struct Stalled {
+    static constexpr const char* never = "64 connections to a backlog-0 listener all completed: this kernel never "
+                                         "drops the SYN, so no connect blocks to be cancelled";
+    greet::Server silent{"127.0.0.1", 0, 0};
+    std::uint16_t port = silent.local_address().port;
+    std::vector<greet::Client> queued; // kept open so that the queue stays full
+    bool stalls = fill_queue(port, queued);
+    greet::Canceller canceller;
+    greet::Client client;
+    Stalled() {
+        client.set_timeout(guard);
+        client.set_canceller(canceller);
+    }
+};
 
 // Stops a Server when the test leaves its scope, so that a failed REQUIRE never leaves serve() running.
 struct StopOnExit {
@@ -340,23 +346,18 @@ TEST_CASE("a send blocked on a peer that never reads is cancelled and says how m
 // 3. Connect.
 
 TEST_CASE("a connect blocked on a listener that drops SYNs is cancelled and the Client can connect again", "[cancel]") {
-    greet::Server silent("127.0.0.1", 0, 0);
-    const std::uint16_t port = silent.local_address().port;
-    std::vector<greet::Client> queued; // kept open so that the queue stays full
-    if (!fill_queue(port, queued))
-        GREET_TEST_SKIP("64 connections to a backlog-0 listener all completed: this kernel never drops the SYN, "
-                        "so no connect blocks to be cancelled");
-    greet::Canceller canceller;
-    greet::Client client;
-    client.set_timeout(guard);
-    client.set_canceller(canceller);
+    Stalled stalled;
+    if (!stalled.stalls) GREET_TEST_SKIP(Stalled::never);
+    const std::uint16_t port = stalled.port;
+    greet::Client& client = stalled.client;
+    greet::Canceller& canceller = stalled.canceller;
     Blocked call([&] {
         client.connect("127.0.0.1", port);
         return std::string("connected");
     });
     const Cancelled cancelled = cancel_when_asleep(call, canceller);
     REQUIRE(cancelled.end);
-    INFO(describe(*cancelled.end) << " after " << queued.size() << " queued connections");
+    INFO(describe(*cancelled.end) << " after " << stalled.queued.size() << " queued connections");
     CHECK(cancelled.asleep);
     CHECK(was_cancelled(*cancelled.end));
     CHECK(cancelled.latency_ms < generous_ms);
@@ -751,16 +752,11 @@ TEST_CASE("latency of cancel(): a blocked send, 100 times", "[cancel][latency]")
 }
 
 TEST_CASE("latency of cancel(): a blocked connect, 100 times on one Client", "[cancel][latency]") {
-    greet::Server silent("127.0.0.1", 0, 0);
-    const std::uint16_t port = silent.local_address().port;
-    std::vector<greet::Client> queued;
-    if (!fill_queue(port, queued))
-        GREET_TEST_SKIP("64 connections to a backlog-0 listener all completed: this kernel never drops the SYN, "
-                        "so no connect blocks to be cancelled");
-    greet::Canceller canceller;
-    greet::Client client;
-    client.set_timeout(guard);
-    client.set_canceller(canceller);
+    Stalled stalled;
+    if (!stalled.stalls) GREET_TEST_SKIP(Stalled::never);
+    const std::uint16_t port = stalled.port;
+    greet::Client& client = stalled.client;
+    greet::Canceller& canceller = stalled.canceller;
     measure_latency("connect", canceller, [&] {
         client.connect("127.0.0.1", port);
         return std::string("connected");

@@ -144,18 +144,6 @@ private:
     std::future<void> returned_;
 };
 
-// The server's side of a connection with the guard timeout on both ends.
-test::Pair guarded_pair() {
-    test::Pair pair = test::connect_pair();
-    pair.client.set_timeout(guard);
-    pair.accepted.set_timeout(guard);
-    return pair;
-}
-
-std::string header(std::uint32_t n) {
-    const char bytes[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
-    return std::string(bytes, 4);
-}
 
 } // namespace
 
