@@ -26,6 +26,7 @@
 #include <string>
 #include <thread>
 #include <typeinfo>
+#include <utility>
 #include <vector>
 
 #ifdef __linux__
@@ -466,7 +467,7 @@ TEST_CASE("a call made while cancelled fails at once, and works after reset()", 
     greet::Canceller copy = canceller; // copies share one state
     auto fails_at_once = [](auto&& call) {
         const auto start = Clock::now();
-        const Ended end = ended_by(call);
+        Ended end = ended_by(call);
         INFO(describe(end));
         CHECK(was_cancelled(end));
         CHECK(ms(end.at - start) < generous_ms);
@@ -674,20 +675,21 @@ TEST_CASE("a Canceller opens one descriptor, and set_canceller none", "[cancel][
     const std::size_t at_start = test::open_descriptors();
     {
         std::vector<test::Pair> pairs;
+        pairs.reserve(10);
         for (int i = 0; i < 10; ++i) pairs.push_back(guarded_pair());
         greet::Client unconnected;
         const std::size_t before = test::open_descriptors();
         {
             greet::Canceller canceller;
             CHECK(test::open_descriptors() == before + 1);
-            const greet::Canceller copy = canceller;
+            greet::Canceller copy = canceller; // a copy is a handle: no descriptor of its own
             CHECK(test::open_descriptors() == before + 1);
             for (std::size_t i = 0; i < pairs.size(); ++i) {
                 INFO("after set_canceller on Client " << i);
                 pairs[i].client.set_canceller(canceller);
                 CHECK(test::open_descriptors() == before + 1);
             }
-            unconnected.set_canceller(copy);
+            unconnected.set_canceller(std::move(copy));
             CHECK(test::open_descriptors() == before + 1);
             // The Clients still work with it, and still open nothing.
             for (test::Pair& pair : pairs) {

@@ -696,7 +696,7 @@ TEST_CASE("chaos mode: one thread sends while another receives on the same Clien
     // shows only under ThreadSanitizer (clang++ -fsanitize=thread), which reports it.
     auto pair = guarded_pair();
     pair.client.set_chaos(7);
-    const std::string data = test::pattern(64 * 1024, 15);
+    const std::string data = test::pattern(std::size_t{64} * 1024, 15);
     auto echo = test::start([&] {
         std::size_t echoed = 0;
         for (int turn = 0; turn < 1 << 20 && echoed < data.size(); ++turn) {
