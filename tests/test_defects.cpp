@@ -428,9 +428,11 @@ int twice_child(const char* hosts_path, int report) noexcept {
     };
     ::alarm(static_cast<unsigned>(guard.count() / 1000)); // a hung child dies, and the parent's waitpid returns
     if (::unshare(CLONE_NEWNS) != 0) return say(child_skip, std::string("unshare(CLONE_NEWNS): ") + std::strerror(errno));
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    // The kernel ignores source and type for these two; "none" rather than nullptr, as
+    // valgrind reports a null type as an error.
+    if (::mount("none", "/", "none", MS_REC | MS_PRIVATE, nullptr) != 0)
         return say(child_skip, std::string("mount / private: ") + std::strerror(errno));
-    if (::mount(hosts_path, "/etc/hosts", nullptr, MS_BIND, nullptr) != 0)
+    if (::mount(hosts_path, "/etc/hosts", "none", MS_BIND, nullptr) != 0)
         return say(child_skip, std::string("bind-mount over /etc/hosts: ") + std::strerror(errno));
     try {
         addrinfo hints{};
