@@ -383,6 +383,49 @@ struct Buffer {
     char* prepare(std::size_t n); // room for n more bytes at end
     void commit(std::size_t n) noexcept { end += n; }
 };
+struct CancelState; // a Canceller's, shared by its copies and the sockets given it
+struct CutOff;      // Server::serve's hold on one of its connections
+// A connection's way to the OS and everything a wait depends on: the socket, its
+// timeout, a Canceller, serve()'s cut-off, chaos mode. Client (the stream: the buffer
+// and every framing) reaches the OS only through read_some and write, so that another
+// transport (TLS) can go under the framing without touching it.
+class Transport {
+public:
+    using Deadline = std::chrono::steady_clock::time_point;
+    Transport() = default;
+    explicit Transport(Socket s) noexcept : socket(std::move(s)) {}
+    Transport(Transport&& other) noexcept = default;
+    Transport& operator=(Transport&& other) noexcept;
+    ~Transport() { close(); }
+
+    bool is_open() const noexcept { return socket != no_socket; }
+    void adopt(Socket connected) noexcept; // the socket connect() made
+    void close() noexcept;
+    bool begin(const char* op, std::error_code& ec) const; // ec cleared, open, not cancelled
+    bool fail(std::error_code& ec, const char* op, std::error_code code, std::string_view note = {}) const;
+    bool fail_timeout(std::error_code& ec, const char* op, std::string_view note = {}) const;
+    bool cancelled() const noexcept;
+    bool check_cancelled(const char* op, std::error_code& ec, std::string_view note = {}) const;
+    void apply_timeout() noexcept;
+    Deadline deadline() const noexcept;
+    bool check_deadline(Deadline until, const char* op, std::error_code& ec) const;
+    bool wait_on(native_handle_type s, short events, Deadline until, std::error_code& ec) const;
+    bool await(short events, Deadline until, const char* op, std::error_code& ec, std::string_view note = {}) const;
+    std::size_t read_some(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec);
+    std::size_t write(std::string_view first, std::string_view second, const char* op, std::error_code& ec);
+
+    Socket socket;
+    std::string endpoint; // "host:port" as the user named it, for error messages
+    std::optional<std::chrono::milliseconds> timeout;
+    std::shared_ptr<CutOff> cut_off;        // set by Server::serve
+    std::shared_ptr<CancelState> canceller; // set_canceller's
+    // Chaos mode's random states (0 is off), one per direction: one thread may send while
+    // another receives.
+    std::uint64_t chaos_recv = 0, chaos_send = 0;
+
+private:
+    std::size_t write_failed(std::error_code code, std::size_t sent, std::size_t total, const char* op, std::error_code& ec) const;
+};
 } // namespace detail
 } // namespace greet
 
@@ -485,8 +528,7 @@ public:
 private:
     friend class Client;
     friend class Server;
-    struct State;
-    std::shared_ptr<State> state_;
+    std::shared_ptr<detail::CancelState> state_;
 };
 
 // A connected TCP stream. Move-only; closes on destruction. Threads: different Clients
@@ -593,7 +635,7 @@ public:
     // default). Throws: Error (EINVAL) for a negative timeout.
     void set_timeout(Timeout timeout) GREET_SOCKET_THROWS;
     void set_timeout(Timeout timeout, std::error_code& ec) noexcept;
-    Timeout timeout() const noexcept { return timeout_; }
+    Timeout timeout() const noexcept { return io_.timeout; }
     // Half-close: the peer's recv returns ""; this side can still receive.
     void shutdown_send() GREET_SOCKET_THROWS;
     void shutdown_send(std::error_code& ec) noexcept;
@@ -613,26 +655,14 @@ public:
     Address peer_address() const GREET_SOCKET_THROWS; // Throws: Error when not connected.
     Address peer_address(std::error_code& ec) const noexcept;
     void close() noexcept;
-    bool is_open() const noexcept { return socket_ != detail::no_socket; }
-    native_handle_type native_handle() const noexcept { return socket_; }
+    bool is_open() const noexcept { return io_.is_open(); }
+    native_handle_type native_handle() const noexcept { return io_.socket; }
 
 private:
     friend class Server;
     using Deadline = std::chrono::steady_clock::time_point;
-    Client(native_handle_type socket, const sockaddr_storage& peer); // owns socket from the first instruction
-    bool fail(std::error_code& ec, const char* op, std::error_code code, std::string_view note = {}) const;
-    bool fail_timeout(std::error_code& ec, const char* op, std::string_view note = {}) const;
-    bool begin(const char* op, std::error_code& ec) const; // ec cleared, open, not cancelled
-    bool cancelled() const noexcept;
-    bool check_cancelled(const char* op, std::error_code& ec, std::string_view note = {}) const;
-    void apply_timeout() noexcept;
-    Deadline deadline() const noexcept;
-    bool wait_on(native_handle_type s, short events, Deadline until, std::error_code& ec) const;
-    bool await(short events, Deadline until, const char* op, std::error_code& ec, std::string_view note = {}) const;
-    bool check_deadline(Deadline until, const char* op, std::error_code& ec) const;
+    Client(detail::Socket socket, const sockaddr_storage& peer);
     detail::Socket try_connect(const sockaddr_storage& address, std::error_code& last, std::error_code& ec);
-    std::size_t send_pieces(std::string_view first, std::string_view second, const char* op, std::error_code& ec);
-    std::size_t read_some(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec);
     std::size_t fill(Deadline until, const char* op, std::error_code& ec);
     std::string result_of(std::size_t n, const char* op, std::error_code& ec) const;
     std::string result_from(const char* bytes, std::size_t n, const char* op, std::error_code& ec);
@@ -642,18 +672,9 @@ private:
     std::size_t next_line(std::size_t max_bytes, std::error_code& ec) noexcept;
     std::string_view front_line(std::size_t taken, std::size_t max_bytes, std::error_code& ec) noexcept;
 
-    detail::Socket socket_;
+    detail::Transport io_;
     detail::Buffer buffer_;
-    Timeout timeout_;
     Address peer_;
-    std::string endpoint_; // "host:port" as the user named it, for error messages
-    // Set by Server::serve when it cuts this connection off; shared, so that a Client moved
-    // out of its handler never points into serve()'s frame.
-    std::shared_ptr<const std::atomic<bool>> cancelled_;
-    std::shared_ptr<Canceller::State> canceller_; // set_canceller's
-    // Chaos mode's random states (0 is off), one per direction: one thread may send while
-    // another receives.
-    std::uint64_t chaos_recv_ = 0, chaos_send_ = 0;
 };
 
 // Options of Server::serve.
@@ -753,7 +774,7 @@ private:
     Timeout timeout_;
     std::string endpoint_;
     bool listening_ = false;
-    std::shared_ptr<Canceller::State> canceller_;
+    std::shared_ptr<detail::CancelState> canceller_;
 };
 
 } // namespace greet
@@ -1099,6 +1120,26 @@ inline void wake_up(native_handle_type wake) noexcept {
     set_last_error(saved);
 }
 
+struct CancelState {
+    std::atomic<bool> cancelled{false};
+    Socket wake; // readable from cancel() to reset(): every poll() on it returns
+};
+// Server::serve's hold on one connection, shared with its Client wherever the handler
+// moves it. The cut-off fails every later call (the flag) and wakes a blocked one by
+// shutting the socket down: a handler's socket stays blocking and pays no poll(), which
+// waiting on a Canceller's wake socket would cost. shutdown() ends the connection, which
+// serve() means to; a Canceller keeps it.
+struct CutOff {
+    std::mutex lock;
+    std::atomic<bool> on{false};
+    native_handle_type socket = no_socket; // the Client's, while it is open
+    void cut() noexcept {
+        std::lock_guard<std::mutex> hold(lock);
+        on.store(true);
+        if (socket != no_socket) interrupt_native(socket);
+    }
+};
+
 // Chaos mode: a splitmix64 state per socket; the next piece size is 1 to 16 bytes.
 inline std::uint64_t chaos_next(std::uint64_t& state) noexcept {
     std::uint64_t z = (state += 0x9E3779B97F4A7C15u);
@@ -1122,26 +1163,95 @@ inline std::uint64_t chaos_from_environment() noexcept {
     return chaos_state(std::strtoull(text, nullptr, 10) + sockets.fetch_add(1));
 }
 
-// Waits until one of the sockets is ready or the deadline passes; false on timeout, or
-// with ec set when poll() fails.
-// Readiness includes errors and hang-ups: the next call then reports them.
-inline bool wait_any(pollfd_type* fds, std::size_t count, Clock::time_point deadline, const char* op, std::string_view endpoint,
-                     std::error_code& ec) {
+// --- The system calls. Each returns what the OS returns and, on failure, the OS's error
+// in err; a call a signal interrupted is retried here and nowhere else. The policy
+// around them (timeouts, cancelling, the words of an error) belongs to their callers.
+
+// True when the failed call should be retried; otherwise err holds its error.
+inline bool retry(std::error_code& err) noexcept {
+    const int e = last_error();
+    if (interrupted(e)) return true;
+    err = os_error(e);
+    return false;
+}
+inline bool would_block(const std::error_code& err) noexcept { return err.category() == std::system_category() && would_block(err.value()); }
+
+inline Socket open_socket(int family, int type, std::error_code& err) noexcept {
+    Socket s(open_native(family, type));
+    if (s == no_socket) err = os_error(last_error());
+    return s;
+}
+inline bool bind_to(native_handle_type s, const sockaddr_storage& address, std::error_code& err) noexcept {
+    if (::bind(s, reinterpret_cast<const sockaddr*>(&address), sockaddr_length(address)) == 0) return true;
+    return err = os_error(last_error()), false;
+}
+inline bool listen_on(native_handle_type s, int backlog, std::error_code& err) noexcept {
+    if (::listen(s, backlog) == 0) return true;
+    return err = os_error(last_error()), false;
+}
+// A connected socket, or none with err set.
+inline Socket accept_from(native_handle_type listener, sockaddr_storage& peer, std::error_code& err) noexcept {
+    for (;;) {
+        socklen_t length = sizeof peer;
+        const native_handle_type s = accept_native(listener, reinterpret_cast<sockaddr*>(&peer), &length);
+        if (s != no_socket || !retry(err)) return Socket(s);
+    }
+}
+// Never retried: an interrupted connect goes on in the background, so *pending is set
+// for it as for a non-blocking socket's connect, and the caller waits for POLLOUT.
+inline bool connect_to(native_handle_type s, const sockaddr_storage& address, bool* pending, std::error_code& err) noexcept {
+    *pending = false;
+    if (::connect(s, reinterpret_cast<const sockaddr*>(&address), sockaddr_length(address)) == 0) return true;
+    const int e = last_error();
+    *pending = in_progress(e);
+    if (!*pending) err = os_error(e);
+    return false;
+}
+// How a connect that was pending ended: its error, if any.
+inline std::error_code connect_result(native_handle_type s) noexcept {
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (::getsockopt(s, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&error), &length) != 0) return os_error(last_error());
+    return error ? os_error(error) : std::error_code();
+}
+inline long recv_some(native_handle_type s, char* into, std::size_t n, std::error_code& err) noexcept {
+    for (;;) {
+        const auto got = ::recv(s, into, static_cast<io_size>(std::min<std::size_t>(n, INT_MAX)), 0);
+        if (got >= 0 || !retry(err)) return static_cast<long>(got);
+    }
+}
+// a, then b, in one system call (Winsock counts in int: at most INT_MAX bytes).
+inline long send_some(native_handle_type s, std::string_view a, std::string_view b, std::error_code& err) noexcept {
+    a = a.substr(0, INT_MAX);
+    b = b.substr(0, INT_MAX - a.size());
+    for (;;) {
+        const long sent = send_two(s, a.data(), a.size(), b.data(), b.size());
+        if (sent >= 0 || !retry(err)) return sent;
+    }
+}
+// Waits until one of fds is ready or the deadline passes: false on time-out, or with err
+// set when poll() fails. Readiness includes errors and hang-ups: the next call reports them.
+inline bool wait_any(pollfd_type* fds, std::size_t count, Clock::time_point deadline, std::error_code& err) noexcept {
     for (;;) {
         int ms = -1;
         if (deadline != no_deadline) {
             auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
             ms = static_cast<int>(std::clamp<decltype(left)>(left, 0, INT_MAX));
         }
-        int rc = poll_native(fds, count, ms);
+        const int rc = poll_native(fds, count, ms);
         if (rc > 0) return true;
-        if (rc == 0) {
-            if (ms >= 0 && Clock::now() >= deadline) return false;
-            continue; // woke early (coarse clock): wait out the rest
-        }
-        int e = last_error();
-        if (!interrupted(e)) return fail(ec, op, endpoint, os_error(e), "poll failed");
+        if (rc == 0 && ms >= 0 && Clock::now() >= deadline) return false;
+        if (rc < 0 && !retry(err)) return false; // rc == 0 early (a coarse clock): wait out the rest
     }
+}
+// Waits for s, and for waker (if any) to become readable.
+inline bool wait(native_handle_type s, short events, native_handle_type waker, Clock::time_point deadline, std::error_code& err) noexcept {
+    pollfd_type fds[2]{};
+    fds[0].fd = s;
+    fds[0].events = events;
+    fds[1].fd = waker;
+    fds[1].events = POLLIN;
+    return wait_any(fds, waker == no_socket ? 1 : 2, deadline, err);
 }
 
 inline void append_utf8(std::string& out, char32_t cp) {
@@ -1404,14 +1514,10 @@ inline void print(std::string_view text) {
 
 // --- Canceller
 
-struct Canceller::State {
-    std::atomic<bool> cancelled{false};
-    detail::Socket wake; // readable from cancel() to reset(): every poll() on it returns
-};
 inline Canceller::Canceller(std::error_code& ec) noexcept {
     detail::guarded(ec, "Canceller", [&] {
         ec.clear();
-        auto state = std::make_shared<State>();
+        auto state = std::make_shared<detail::CancelState>();
         state->wake = detail::open_wake_socket("Canceller", {}, "could not open the socket that cancel() signals", ec);
         if (!ec) state_ = std::move(state);
     });
@@ -1429,82 +1535,105 @@ inline void Canceller::reset() noexcept {
 }
 inline bool Canceller::cancelled() const noexcept { return state_ && state_->cancelled.load(); }
 
-// --- Client: the private steps every call is made of. Each reports a failure through ec
-// (and returns false, 0 or "" with it); none throws but std::bad_alloc.
+// --- Client's transport: every step reports a failure through ec (and returns false or
+// 0 with it); none throws but std::bad_alloc.
 
-inline Client::Client(native_handle_type socket, const sockaddr_storage& peer)
-    : socket_(socket), peer_(detail::to_address(peer)), endpoint_(peer_.to_string()), chaos_recv_(detail::chaos_from_environment()),
-      chaos_send_(detail::chaos_send_state(chaos_recv_)) {}
-
-inline bool Client::fail(std::error_code& ec, const char* op, std::error_code code, std::string_view note) const {
-    return detail::fail(ec, op, endpoint_, code, note);
+namespace detail {
+inline Transport& Transport::operator=(Transport&& other) noexcept {
+    if (this != &other) {
+        close();
+        socket = std::move(other.socket);
+        endpoint = std::move(other.endpoint);
+        timeout = other.timeout;
+        cut_off = std::move(other.cut_off);
+        canceller = std::move(other.canceller);
+        chaos_recv = other.chaos_recv;
+        chaos_send = other.chaos_send;
+    }
+    return *this;
 }
-inline bool Client::fail_timeout(std::error_code& ec, const char* op, std::string_view note) const {
-    std::string text = "gave up after " + detail::ms_text(timeout_);
+// serve()'s hold changes under its lock, so that its cut-off never shuts down a
+// descriptor the OS has since given to someone else.
+inline void Transport::adopt(Socket connected) noexcept {
+    if (!cut_off) return (void)(socket = std::move(connected));
+    std::lock_guard<std::mutex> hold(cut_off->lock);
+    socket = std::move(connected);
+    cut_off->socket = socket;
+}
+inline void Transport::close() noexcept {
+    if (!cut_off) return socket.reset();
+    std::lock_guard<std::mutex> hold(cut_off->lock);
+    cut_off->socket = no_socket;
+    socket.reset();
+}
+inline bool Transport::fail(std::error_code& ec, const char* op, std::error_code code, std::string_view note) const {
+    return detail::fail(ec, op, endpoint, code, note);
+}
+inline bool Transport::fail_timeout(std::error_code& ec, const char* op, std::string_view note) const {
+    std::string text = "gave up after " + ms_text(timeout);
     if (!note.empty()) text.append("; ").append(note);
     return fail(ec, op, std::make_error_code(std::errc::timed_out), text);
 }
-// Every call starts here: ec cleared, the socket open, no cancel pending.
-inline bool Client::begin(const char* op, std::error_code& ec) const {
+inline bool Transport::begin(const char* op, std::error_code& ec) const {
     ec.clear();
     if (!is_open()) return fail(ec, op, std::make_error_code(std::errc::not_connected));
-    return !(cancelled_ || canceller_) || check_cancelled(op, ec);
+    return !(cut_off || canceller) || check_cancelled(op, ec);
 }
-
-inline bool Client::cancelled() const noexcept {
-    return (cancelled_ && cancelled_->load()) || (canceller_ && canceller_->cancelled.load());
+inline bool Transport::cancelled() const noexcept {
+    return (cut_off && cut_off->on.load()) || (canceller && canceller->cancelled.load());
 }
-// Once Server::serve has cut this connection off, or its Canceller was cancelled, every
-// call fails with ECANCELED; note says how far a send got.
-inline bool Client::check_cancelled(const char* op, std::error_code& ec, std::string_view note) const {
+// Once serve() has cut this connection off, or its Canceller was cancelled, every call
+// fails with ECANCELED; note says how far a send got.
+inline bool Transport::check_cancelled(const char* op, std::error_code& ec, std::string_view note) const {
     if (!cancelled()) return true;
-    std::string text = cancelled_ && cancelled_->load() ? "the server is stopping" : "cancelled by its greet::Canceller; reset() it to go on";
+    std::string text = cut_off && cut_off->on.load() ? "the server is stopping" : "cancelled by its greet::Canceller; reset() it to go on";
     if (!note.empty()) text.append("; ").append(note);
     return fail(ec, op, std::make_error_code(std::errc::operation_canceled), text);
 }
-
 // Without a timeout or a canceller the socket blocks and each call is one system call;
 // with either it is non-blocking and poll() runs only when the OS has nothing ready.
-inline void Client::apply_timeout() noexcept {
-    if (is_open()) detail::set_blocking(socket_, !timeout_ && !canceller_);
+inline void Transport::apply_timeout() noexcept {
+    if (is_open()) set_blocking(socket, !timeout && !canceller);
 }
-inline std::chrono::steady_clock::time_point Client::deadline() const noexcept {
-    return detail::deadline_after(timeout_);
+inline Transport::Deadline Transport::deadline() const noexcept { return deadline_after(timeout); }
+// A call that reads in several turns ends at its deadline even while bytes keep coming:
+// a trickle never leaves the OS with nothing ready, so the wait alone would never see it.
+inline bool Transport::check_deadline(Deadline until, const char* op, std::error_code& ec) const {
+    return until == no_deadline || Clock::now() < until || fail_timeout(ec, op);
 }
 // Waits until s is ready or the canceller fires (true), or the deadline passes (false;
 // ec is set only when poll() itself failed). On Windows serve()'s cut-off aborts the
 // poll itself (CancelIoEx): that failure is the cut-off, and the caller says so.
-inline bool Client::wait_on(native_handle_type s, short events, std::chrono::steady_clock::time_point until, std::error_code& ec) const {
-    detail::pollfd_type fds[2]{};
-    fds[0].fd = s;
-    fds[0].events = events;
-    if (canceller_) {
-        fds[1].fd = canceller_->wake;
-        fds[1].events = POLLIN;
-    }
-    const bool ready = detail::wait_any(fds, canceller_ ? 2 : 1, until, "poll", endpoint_, ec);
-    if (ec && cancelled()) {
-        ec.clear();
-        return true;
-    }
-    return ready;
+inline bool Transport::wait_on(native_handle_type s, short events, Deadline until, std::error_code& ec) const {
+    std::error_code failed;
+    const bool ready = wait(s, events, canceller ? native_handle_type(canceller->wake) : no_socket, until, failed);
+    if (!failed || cancelled()) return ready || failed;
+    return fail(ec, "poll", failed, "poll failed");
 }
 // Waits for this socket; false with ec set on a time-out (note: how far a send got), a
 // cancel or a failed poll.
-inline bool Client::await(short events, std::chrono::steady_clock::time_point until, const char* op, std::error_code& ec,
-                          std::string_view note) const {
-    if (!wait_on(socket_, events, until, ec)) return ec ? false : fail_timeout(ec, op, note);
+inline bool Transport::await(short events, Deadline until, const char* op, std::error_code& ec, std::string_view note) const {
+    if (!wait_on(socket, events, until, ec)) return ec ? false : fail_timeout(ec, op, note);
     return check_cancelled(op, ec, note);
 }
-// A call that reads in several turns ends at its deadline even while bytes keep coming:
-// a trickle never leaves the OS with nothing ready, so the wait alone would never see it.
-inline bool Client::check_deadline(std::chrono::steady_clock::time_point until, const char* op, std::error_code& ec) const {
-    return until == detail::no_deadline || detail::Clock::now() < until || fail_timeout(ec, op);
+// One receive from the OS: the bytes read (0 once the peer has closed, or with ec set).
+inline std::size_t Transport::read_some(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) {
+    for (;;) {
+        std::error_code failed;
+        const long got = recv_some(socket, into, chaos_piece(chaos_recv, n), failed);
+        if (got > 0) return static_cast<std::size_t>(got);
+        if (got == 0) {
+            check_cancelled(op, ec); // a connection serve() cut off reads as closed
+            return 0;
+        }
+        if (!check_cancelled(op, ec)) return 0;
+        if (!would_block(failed)) return fail(ec, op, failed), 0;
+        if (!await(POLLIN, until, op, ec)) return 0;
+    }
 }
-
 // Sends first + second, looping over partial writes; one system call when the OS takes
 // all. Returns the bytes sent, on failure too.
-inline std::size_t Client::send_pieces(std::string_view first, std::string_view second, const char* op, std::error_code& ec) {
+inline std::size_t Transport::write(std::string_view first, std::string_view second, const char* op, std::error_code& ec) {
     ec.clear();
     if (!is_open()) return fail(ec, op, std::make_error_code(std::errc::not_connected)), 0;
     const auto until = deadline();
@@ -1515,58 +1644,49 @@ inline std::size_t Client::send_pieces(std::string_view first, std::string_view 
     while (sent < total) {
         std::string_view a = sent < first.size() ? first.substr(sent) : second.substr(sent - first.size());
         std::string_view b = sent < first.size() ? second : std::string_view{};
-        a = a.substr(0, detail::chaos_piece(chaos_send_, std::min<std::size_t>(a.size(), INT_MAX)));
-        b = chaos_send_ ? std::string_view{} : b.substr(0, INT_MAX - a.size());
-        const long rc = detail::send_two(socket_, a.data(), a.size(), b.data(), b.size());
-        if (rc >= 0) {
-            sent += static_cast<std::size_t>(rc);
-            if (sent == total) break;
-            if (cancelled() && !check_cancelled(op, ec, progress())) break;
-            // Small pieces (chaos mode) may never fill the socket buffer: the deadline holds all the same.
-            if (until != detail::no_deadline && detail::Clock::now() >= until && !fail_timeout(ec, op, progress())) break;
-            continue;
-        }
-        const int e = detail::last_error();
-        if (detail::interrupted(e)) continue;
-        if (!check_cancelled(op, ec, progress())) break;
-        if (!detail::would_block(e)) {
-            const std::error_code code = detail::os_error(e);
-            const detail::ErrorInfo* info = detail::find_error_info(code);
-            // The hint first (what happened), then how far the send got.
-            fail(ec, op, code, !sent ? std::string() : info && info->hint ? std::string(info->hint) + "; " + progress() : progress());
-            break;
-        }
-        if (!await(POLLOUT, until, op, ec, progress())) break;
+        a = a.substr(0, chaos_piece(chaos_send, a.size()));
+        b = chaos_send ? std::string_view{} : b;
+        std::error_code failed;
+        const long rc = send_some(socket, a, b, failed);
+        if (rc < 0 && !would_block(failed)) return write_failed(failed, sent, total, op, ec);
+        if (rc >= 0) sent += static_cast<std::size_t>(rc);
+        if (sent == total || !check_cancelled(op, ec, progress())) break;
+        // Small pieces (chaos mode) may never fill the socket buffer: the deadline holds all the same.
+        if (rc >= 0 && until != no_deadline && Clock::now() >= until && !fail_timeout(ec, op, progress())) break;
+        if (rc < 0 && !await(POLLOUT, until, op, ec, progress())) break;
     }
     return sent;
 }
-
-// One receive from the OS: the bytes read (0 once the peer has closed, or with ec set).
-inline std::size_t Client::read_some(char* into, std::size_t n, std::chrono::steady_clock::time_point until, const char* op,
-                                     std::error_code& ec) {
-    for (;;) {
-        const std::size_t piece = detail::chaos_piece(chaos_recv_, std::min<std::size_t>(n, INT_MAX));
-        const auto rc = ::recv(socket_, into, static_cast<detail::io_size>(piece), 0);
-        if (rc > 0) return static_cast<std::size_t>(rc);
-        if (rc == 0) {
-            check_cancelled(op, ec); // a connection serve() cut off reads as closed
-            return 0;
-        }
-        const int e = detail::last_error();
-        if (detail::interrupted(e)) continue;
-        if (!check_cancelled(op, ec)) return 0;
-        if (!detail::would_block(e)) return fail(ec, op, detail::os_error(e)), 0;
-        if (!await(POLLIN, until, op, ec)) return 0;
+// A send the OS refused: the hint first (what happened), then how far the send got.
+inline std::size_t Transport::write_failed(std::error_code code, std::size_t sent, std::size_t total, const char* op, std::error_code& ec) const {
+    if (!check_cancelled(op, ec, "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes")) return sent;
+    std::string note;
+    if (sent > 0) {
+        const ErrorInfo* info = find_error_info(code);
+        if (info && info->hint) note.append(info->hint).append("; ");
+        note.append("sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes");
     }
+    fail(ec, op, code, note);
+    return sent;
+}
+} // namespace detail
+
+// --- Client: the private steps every call is made of.
+
+inline Client::Client(detail::Socket socket, const sockaddr_storage& peer) : io_(std::move(socket)), peer_(detail::to_address(peer)) {
+    io_.endpoint = peer_.to_string();
+    io_.chaos_recv = detail::chaos_from_environment();
+    io_.chaos_send = detail::chaos_send_state(io_.chaos_recv);
 }
 // Appends one OS receive to the buffer, as large as the room it has (at least 64 KiB);
 // the count read (0 at the end of the stream or with ec set).
-inline std::size_t Client::fill(std::chrono::steady_clock::time_point until, const char* op, std::error_code& ec) {
+inline std::size_t Client::fill(Deadline until, const char* op, std::error_code& ec) {
     char* into = buffer_.prepare(detail::chunk);
-    const std::size_t n = read_some(into, buffer_.capacity - buffer_.end, until, op, ec);
+    const std::size_t n = io_.read_some(into, buffer_.capacity - buffer_.end, until, op, ec);
     buffer_.commit(n);
     return n;
 }
+
 // A result of n bytes, allocated before any byte is taken, so that failing costs none.
 inline std::string Client::result_of(std::size_t n, const char* op, std::error_code& ec) const {
     std::string out;
@@ -1580,7 +1700,7 @@ inline std::string Client::result_of(std::size_t n, const char* op, std::error_c
 #else
     if (allocated) out.resize(n);
 #endif
-    if (!allocated) fail(ec, op, std::make_error_code(std::errc::not_enough_memory), "no memory for a result of " + std::to_string(n) + " bytes; the bytes stay unread");
+    if (!allocated) io_.fail(ec, op, std::make_error_code(std::errc::not_enough_memory), "no memory for a result of " + std::to_string(n) + " bytes; the bytes stay unread");
     return out;
 }
 // Small receives land on the stack and large ones in the connection's buffer, so that a
@@ -1593,7 +1713,7 @@ inline std::string Client::result_from(const char* bytes, std::size_t n, const c
     } catch (const std::bad_alloc&) {
         std::memcpy(buffer_.prepare(n), bytes, n); // the buffer is empty: bytes went to the stack only then
         buffer_.commit(n);
-        fail(ec, op, std::make_error_code(std::errc::not_enough_memory), "no memory for the result; the bytes stay unread");
+        io_.fail(ec, op, std::make_error_code(std::errc::not_enough_memory), "no memory for the result; the bytes stay unread");
         return {};
     }
 #else
@@ -1613,11 +1733,11 @@ inline bool Client::read_rest(char* out, std::size_t size, std::string_view unre
         buffer_.consume(have);
     }
     while (have < size) {
-        if (have > 0 && !check_deadline(until, op, ec)) break;
-        const std::size_t got = read_some(out + have, size - have, until, op, ec);
+        if (have > 0 && !io_.check_deadline(until, op, ec)) break;
+        const std::size_t got = io_.read_some(out + have, size - have, until, op, ec);
         if (ec) break;
         if (got == 0) {
-            fail(ec, op, make_error_code(errc::peer_closed),
+            io_.fail(ec, op, make_error_code(errc::peer_closed),
                  "after " + std::to_string(have) + " of " + std::to_string(size) + " bytes; recv() returns them");
             break;
         }
@@ -1636,9 +1756,9 @@ inline bool Client::read_rest(char* out, std::size_t size, std::string_view unre
 // recv_line_view looks in the buffer itself first: a long stream of short lines costs one
 // memchr per line (and recv_line one copy), and one system call per 64 to 128 KiB.
 inline std::size_t Client::find_line(std::size_t max_bytes, const char* op, std::error_code& ec) {
-    if (!begin(op, ec)) return 0;
+    if (!io_.begin(op, ec)) return 0;
     if (max_bytes == 0) return detail::fail_argument(ec, op, "max_bytes must be at least 1"), 0;
-    const auto until = deadline();
+    const auto until = io_.deadline();
     const std::size_t window = detail::line_window(max_bytes);
     std::size_t scanned = 0; // bytes searched for '\n'
     for (bool first = true;; first = false) {
@@ -1648,13 +1768,13 @@ inline std::size_t Client::find_line(std::size_t max_bytes, const char* op, std:
         if (found) return static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1;
         scanned = limit;
         if (scanned >= window)
-            return fail(ec, op, std::make_error_code(std::errc::message_size),
+            return io_.fail(ec, op, std::make_error_code(std::errc::message_size),
                         "no line end within " + std::to_string(max_bytes) + " bytes; the bytes stay unread"),
                    0;
-        if (!first && !check_deadline(until, op, ec)) return 0;
+        if (!first && !io_.check_deadline(until, op, ec)) return 0;
         if (fill(until, op, ec) == 0) {
             if (ec) return 0;
-            return fail(ec, op, make_error_code(errc::peer_closed),
+            return io_.fail(ec, op, make_error_code(errc::peer_closed),
                         buffer_.size() ? "in the middle of a line; recv() returns its " + std::to_string(buffer_.size()) + " bytes"
                                        : std::string("no more lines")),
                    0;
@@ -1667,7 +1787,7 @@ inline std::size_t Client::find_line(std::size_t max_bytes, const char* op, std:
 // call); find_line does the rest, checks included.
 inline std::size_t Client::next_line(std::size_t max_bytes, std::error_code& ec) noexcept {
     ec.clear();
-    const std::size_t ready = max_bytes == 0 || canceller_ ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
+    const std::size_t ready = max_bytes == 0 || io_.canceller ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
     const void* found = ready > 0 ? std::memchr(buffer_.bytes(), '\n', ready) : nullptr;
     if (found) return static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1;
     return detail::guarded(ec, "recv_line", [&] { return find_line(max_bytes, "recv_line", ec); });
@@ -1679,7 +1799,7 @@ inline std::string_view Client::front_line(std::size_t taken, std::size_t max_by
     const std::size_t length = taken - 1 - (taken > 1 && text[taken - 2] == '\r');
     if (length <= max_bytes) return {text, length};
     detail::guarded(ec, "recv_line", [&] {
-        fail(ec, "recv_line", std::make_error_code(std::errc::message_size),
+        io_.fail(ec, "recv_line", std::make_error_code(std::errc::message_size),
              "a line of " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes) + "; the bytes stay unread");
     });
     return {};
@@ -1691,27 +1811,27 @@ inline void Client::connect(std::string_view host, std::uint16_t port, std::erro
     detail::guarded(ec, "connect", [&] {
         ec.clear();
         if (is_open()) return (void)detail::fail(ec, "connect", detail::endpoint_text(host, port), std::make_error_code(std::errc::already_connected));
-        endpoint_ = detail::endpoint_text(host, port);
-        if (!check_cancelled("connect", ec)) return;
-        const std::vector<sockaddr_storage> addresses = detail::resolve("connect", endpoint_, host, port, ec);
+        io_.endpoint = detail::endpoint_text(host, port);
+        if (!io_.check_cancelled("connect", ec)) return;
+        const std::vector<sockaddr_storage> addresses = detail::resolve("connect", io_.endpoint, host, port, ec);
         std::error_code last;
         for (const sockaddr_storage& address : addresses) {
             detail::Socket candidate = try_connect(address, last, ec);
             if (ec) return; // cancelled: the candidate closes, this Client stays unconnected
             if (candidate == detail::no_socket) continue;
             peer_ = detail::to_address(address);
-            socket_ = std::move(candidate);
+            io_.adopt(std::move(candidate));
             buffer_ = detail::Buffer{};
-            if (!chaos_recv_) {
-                chaos_recv_ = detail::chaos_from_environment();
-                chaos_send_ = detail::chaos_send_state(chaos_recv_);
+            if (!io_.chaos_recv) {
+                io_.chaos_recv = detail::chaos_from_environment();
+                io_.chaos_send = detail::chaos_send_state(io_.chaos_recv);
             }
             return;
         }
         if (addresses.empty()) return;
         if (last == std::errc::timed_out)
-            return (void)fail_timeout(ec, "connect", "no address answered; is the address right, and is the server calling accept()?");
-        fail(ec, "connect", last);
+            return (void)io_.fail_timeout(ec, "connect", "no address answered; is the address right, and is the server calling accept()?");
+        io_.fail(ec, "connect", last);
     });
 }
 // One address: the connected socket, or none with the reason in last (ec only for a cancel
@@ -1719,41 +1839,38 @@ inline void Client::connect(std::string_view host, std::uint16_t port, std::erro
 // either ends connect too; without, a plain blocking connect (one system call). An
 // interrupted connect carries on either way. The socket is left as apply_timeout() would.
 inline detail::Socket Client::try_connect(const sockaddr_storage& address, std::error_code& last, std::error_code& ec) {
-    detail::Socket candidate(detail::open_native(address.ss_family));
-    if (candidate == detail::no_socket) return last = detail::os_error(detail::last_error()), detail::Socket();
-    if (timeout_ || canceller_) detail::set_blocking(candidate, false);
-    if (::connect(candidate, reinterpret_cast<const sockaddr*>(&address), detail::sockaddr_length(address)) == 0) return candidate;
-    const int e = detail::last_error();
-    if (!detail::in_progress(e)) return last = detail::os_error(e), detail::Socket();
-    const bool ready = wait_on(candidate, POLLOUT, deadline(), ec);
-    if (ec || !check_cancelled("connect", ec)) return {};
+    detail::Socket candidate = detail::open_socket(address.ss_family, SOCK_STREAM, last);
+    if (candidate == detail::no_socket) return {};
+    if (io_.timeout || io_.canceller) detail::set_blocking(candidate, false);
+    bool pending = false;
+    if (detail::connect_to(candidate, address, &pending, last)) return candidate;
+    if (!pending) return {};
+    const bool ready = io_.wait_on(candidate, POLLOUT, io_.deadline(), ec);
+    if (ec || !io_.check_cancelled("connect", ec)) return {};
     if (!ready) return last = std::make_error_code(std::errc::timed_out), detail::Socket();
-    int so_error = 0;
-    socklen_t length = sizeof so_error;
-    ::getsockopt(candidate, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length);
-    if (so_error != 0) return last = detail::os_error(so_error), detail::Socket();
-    return candidate;
+    last = detail::connect_result(candidate);
+    return last ? detail::Socket() : std::move(candidate);
 }
 
 inline std::size_t Client::send(std::string_view bytes, std::error_code& ec) noexcept {
-    return detail::guarded(ec, "send", [&] { return send_pieces(bytes, {}, "send", ec); });
+    return detail::guarded(ec, "send", [&] { return io_.write(bytes, {}, "send", ec); });
 }
 inline std::size_t Client::send(std::u16string_view text, std::error_code& ec) noexcept {
     return detail::guarded(ec, "send", [&] {
         const std::string bytes = utf8::encode(text, ec);
-        return ec ? 0 : send_pieces(bytes, {}, "send", ec);
+        return ec ? 0 : io_.write(bytes, {}, "send", ec);
     });
 }
 inline std::size_t Client::send(std::u32string_view text, std::error_code& ec) noexcept {
     return detail::guarded(ec, "send", [&] {
         const std::string bytes = utf8::encode(text, ec);
-        return ec ? 0 : send_pieces(bytes, {}, "send", ec);
+        return ec ? 0 : io_.write(bytes, {}, "send", ec);
     });
 }
 inline std::size_t Client::send(std::wstring_view text, std::error_code& ec) noexcept {
     return detail::guarded(ec, "send", [&] {
         const std::string bytes = utf8::encode(text, ec);
-        return ec ? 0 : send_pieces(bytes, {}, "send", ec);
+        return ec ? 0 : io_.write(bytes, {}, "send", ec);
     });
 }
 #if defined(__cpp_char8_t)
@@ -1769,7 +1886,7 @@ inline std::size_t Client::send_line(std::string_view text, std::error_code& ec)
             return detail::fail_argument(ec, "send_line", "the text holds a '\\n'; send it as two lines"), 0;
         if (!text.empty() && text.back() == '\r')
             return detail::fail_argument(ec, "send_line", "the text ends in '\\r', which recv_line would take for part of the line's end"), 0;
-        return send_pieces(text, "\n", "send_line", ec);
+        return io_.write(text, "\n", "send_line", ec);
     });
 }
 
@@ -1777,24 +1894,24 @@ inline std::size_t Client::send_message(std::string_view payload, std::error_cod
     return detail::guarded(ec, "send_message", [&]() -> std::size_t {
         ec.clear();
         if (payload.size() > 0xFFFFFFFFu)
-            return fail(ec, "send_message", std::make_error_code(std::errc::message_size), "a message holds less than 4 GiB"), 0;
+            return io_.fail(ec, "send_message", std::make_error_code(std::errc::message_size), "a message holds less than 4 GiB"), 0;
         const auto n = static_cast<std::uint32_t>(payload.size());
         const char header[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
-        return send_pieces(std::string_view(header, 4), payload, "send_message", ec);
+        return io_.write(std::string_view(header, 4), payload, "send_message", ec);
     });
 }
 
 inline std::string Client::recv(std::size_t max_bytes, std::error_code& ec) noexcept {
     return detail::guarded(ec, "recv", [&]() -> std::string {
-        if (!begin("recv", ec)) return {};
+        if (!io_.begin("recv", ec)) return {};
         if (max_bytes == 0) return detail::fail_argument(ec, "recv", "max_bytes must be at least 1"), std::string();
         if (buffer_.size() == 0) {
             if (max_bytes <= detail::stack_read) {
                 char bytes[detail::stack_read];
-                const std::size_t n = read_some(bytes, max_bytes, deadline(), "recv", ec);
+                const std::size_t n = io_.read_some(bytes, max_bytes, io_.deadline(), "recv", ec);
                 return ec ? std::string() : result_from(bytes, n, "recv", ec);
             }
-            if (fill(deadline(), "recv", ec) == 0) return {};
+            if (fill(io_.deadline(), "recv", ec) == 0) return {};
         }
         return buffer_.take(std::min(max_bytes, buffer_.size()));
     });
@@ -1802,9 +1919,9 @@ inline std::string Client::recv(std::size_t max_bytes, std::error_code& ec) noex
 
 inline std::size_t Client::recv_into(char* into, std::size_t max_bytes, std::error_code& ec) noexcept {
     return detail::guarded(ec, "recv_into", [&]() -> std::size_t {
-        if (!begin("recv_into", ec)) return 0;
+        if (!io_.begin("recv_into", ec)) return 0;
         if (max_bytes == 0) return detail::fail_argument(ec, "recv_into", "max_bytes must be at least 1"), 0;
-        if (buffer_.size() == 0) return read_some(into, max_bytes, deadline(), "recv_into", ec);
+        if (buffer_.size() == 0) return io_.read_some(into, max_bytes, io_.deadline(), "recv_into", ec);
         const std::size_t n = std::min(max_bytes, buffer_.size());
         std::memcpy(into, buffer_.bytes(), n);
         buffer_.consume(n);
@@ -1814,12 +1931,12 @@ inline std::size_t Client::recv_into(char* into, std::size_t max_bytes, std::err
 
 inline std::string Client::recv_text(std::size_t max_bytes, std::error_code& ec) noexcept {
     return detail::guarded(ec, "recv_text", [&]() -> std::string {
-        if (!begin("recv_text", ec)) return {};
+        if (!io_.begin("recv_text", ec)) return {};
         if (max_bytes < 4) return detail::fail_argument(ec, "recv_text", "max_bytes must be at least 4, the longest UTF-8 character"), std::string();
-        const auto until = deadline();
+        const auto until = io_.deadline();
         if (buffer_.size() == 0 && max_bytes <= detail::stack_read) { // the tutorial's recv_text(1024) never needs the buffer
             char bytes[detail::stack_read];
-            const std::size_t n = read_some(bytes, max_bytes, until, "recv_text", ec);
+            const std::size_t n = io_.read_some(bytes, max_bytes, until, "recv_text", ec);
             if (ec) return {};
             bool ill_formed = false;
             if (detail::utf8_prefix(std::string_view(bytes, n), &ill_formed) == n) return result_from(bytes, n, "recv_text", ec);
@@ -1841,13 +1958,13 @@ inline std::string Client::text_from_buffer(std::size_t max_bytes, std::chrono::
             char note[112];
             std::snprintf(note, sizeof note, "invalid UTF-8 (byte 0x%02X); read it with recv() or pass it through utf8::sanitize",
                           static_cast<unsigned>(static_cast<unsigned char>(ready[0])));
-            return detail::fail_utf8(ec, "recv_text", endpoint_, 0, note), std::string();
+            return detail::fail_utf8(ec, "recv_text", io_.endpoint, 0, note), std::string();
         }
-        if (!first && !check_deadline(until, "recv_text", ec)) return {};
+        if (!first && !io_.check_deadline(until, "recv_text", ec)) return {};
         const std::size_t held = buffer_.size();
         if (fill(until, "recv_text", ec) == 0) {
             if (ec || held == 0) return {};
-            return detail::fail_utf8(ec, "recv_text", endpoint_, 0,
+            return detail::fail_utf8(ec, "recv_text", io_.endpoint, 0,
                                      "the peer closed the connection in the middle of a character; recv() returns its bytes"),
                    std::string();
         }
@@ -1856,38 +1973,38 @@ inline std::string Client::text_from_buffer(std::size_t max_bytes, std::chrono::
 
 inline std::string Client::recv_exact(std::size_t n, std::error_code& ec) noexcept {
     return detail::guarded(ec, "recv_exact", [&]() -> std::string {
-        if (!begin("recv_exact", ec)) return {};
+        if (!io_.begin("recv_exact", ec)) return {};
         if (n == 0) return detail::fail_argument(ec, "recv_exact", "n must be at least 1"), std::string();
         std::string out = result_of(n, "recv_exact", ec);
-        if (ec || !read_rest(out.data(), n, {}, deadline(), "recv_exact", ec)) return {};
+        if (ec || !read_rest(out.data(), n, {}, io_.deadline(), "recv_exact", ec)) return {};
         return out;
     });
 }
 
 inline void Client::recv_exact_into(char* into, std::size_t n, std::error_code& ec) noexcept {
     detail::guarded(ec, "recv_exact_into", [&] {
-        if (!begin("recv_exact_into", ec)) return;
+        if (!io_.begin("recv_exact_into", ec)) return;
         if (n == 0) return (void)detail::fail_argument(ec, "recv_exact_into", "n must be at least 1");
-        read_rest(into, n, {}, deadline(), "recv_exact_into", ec);
+        read_rest(into, n, {}, io_.deadline(), "recv_exact_into", ec);
     });
 }
 
 inline std::string Client::recv_message(std::size_t max_bytes, std::error_code& ec) noexcept {
     return detail::guarded(ec, "recv_message", [&]() -> std::string {
-        if (!begin("recv_message", ec)) return {};
-        const auto until = deadline();
+        if (!io_.begin("recv_message", ec)) return {};
+        const auto until = io_.deadline();
         for (bool first = true; buffer_.size() < 4; first = false) {
-            if (!first && !check_deadline(until, "recv_message", ec)) return {};
+            if (!first && !io_.check_deadline(until, "recv_message", ec)) return {};
             if (fill(until, "recv_message", ec) == 0)
                 return ec ? std::string()
-                          : (fail(ec, "recv_message", make_error_code(errc::peer_closed),
+                          : (io_.fail(ec, "recv_message", make_error_code(errc::peer_closed),
                                   buffer_.size() ? "inside a message header; recv() returns its bytes" : "no more messages"),
                              std::string());
         }
         const auto* h = reinterpret_cast<const unsigned char*>(buffer_.bytes());
         const std::size_t length = std::size_t{h[0]} << 24 | std::size_t{h[1]} << 16 | std::size_t{h[2]} << 8 | std::size_t{h[3]};
         if (length > max_bytes) // refused before allocating: a peer cannot make us reserve 4 GiB
-            return fail(ec, "recv_message", std::make_error_code(std::errc::message_size),
+            return io_.fail(ec, "recv_message", std::make_error_code(std::errc::message_size),
                         "the peer announced " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes)),
                    std::string();
         std::string out = result_of(length, "recv_message", ec);
@@ -1929,44 +2046,44 @@ inline void Client::set_timeout(Timeout timeout, std::error_code& ec) noexcept {
     ec.clear();
     if (timeout && timeout->count() < 0)
         return (void)detail::guarded(ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
-    timeout_ = timeout;
-    apply_timeout();
+    io_.timeout = timeout;
+    io_.apply_timeout();
 }
 
 inline void Client::set_canceller(Canceller canceller) noexcept {
-    canceller_ = std::move(canceller.state_);
-    apply_timeout();
+    io_.canceller = std::move(canceller.state_);
+    io_.apply_timeout();
 }
 
 inline void Client::set_chaos(std::optional<std::uint64_t> seed) noexcept {
-    chaos_recv_ = seed ? detail::chaos_state(*seed) : 0;
-    chaos_send_ = detail::chaos_send_state(chaos_recv_);
+    io_.chaos_recv = seed ? detail::chaos_state(*seed) : 0;
+    io_.chaos_send = detail::chaos_send_state(io_.chaos_recv);
 }
 
 inline void Client::shutdown_send(std::error_code& ec) noexcept {
     detail::guarded(ec, "shutdown_send", [&] {
         ec.clear();
-        if (!is_open()) return (void)fail(ec, "shutdown_send", std::make_error_code(std::errc::not_connected));
-        if (::shutdown(socket_, detail::shut_send) != 0) fail(ec, "shutdown_send", detail::os_error(detail::last_error()));
+        if (!is_open()) return (void)io_.fail(ec, "shutdown_send", std::make_error_code(std::errc::not_connected));
+        if (::shutdown(io_.socket, detail::shut_send) != 0) io_.fail(ec, "shutdown_send", detail::os_error(detail::last_error()));
     });
 }
 
 inline Address Client::local_address(std::error_code& ec) const noexcept {
     return detail::guarded(ec, "local_address", [&]() -> Address {
         ec.clear();
-        if (!is_open()) return fail(ec, "local_address", std::make_error_code(std::errc::not_connected)), Address();
-        return detail::socket_address(socket_, false, "local_address", endpoint_, ec);
+        if (!is_open()) return io_.fail(ec, "local_address", std::make_error_code(std::errc::not_connected)), Address();
+        return detail::socket_address(io_.socket, false, "local_address", io_.endpoint, ec);
     });
 }
 inline Address Client::peer_address(std::error_code& ec) const noexcept {
     return detail::guarded(ec, "peer_address", [&]() -> Address {
         ec.clear();
-        if (!is_open()) return fail(ec, "peer_address", std::make_error_code(std::errc::not_connected)), Address();
+        if (!is_open()) return io_.fail(ec, "peer_address", std::make_error_code(std::errc::not_connected)), Address();
         return peer_;
     });
 }
 inline void Client::close() noexcept {
-    socket_.reset();
+    io_.close();
     buffer_ = detail::Buffer{};
 }
 
@@ -2038,28 +2155,25 @@ inline detail::Socket Server::bind_one(sockaddr_storage storage, bool every_inte
     const int family = storage.ss_family;
     if (family == AF_INET6) reinterpret_cast<sockaddr_in6&>(storage).sin6_port = htons(port);
     else reinterpret_cast<sockaddr_in&>(storage).sin_port = htons(port);
-    detail::Socket s(detail::open_native(family));
-    if (s != detail::no_socket) {
-        detail::prepare_listener(s);
-        if (family == AF_INET6) { // dual-stack only for "": an IPv6 address means IPv6
-            const int v6only = every_interface ? 0 : 1;
-            ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6only), sizeof v6only);
-        }
-        if (::bind(s, reinterpret_cast<const sockaddr*>(&storage), detail::sockaddr_length(storage)) == 0) {
-            detail::set_blocking(s, false); // accept() polls, unless apply_timeout() says otherwise
-            return s;
-        }
+    detail::Socket s = detail::open_socket(family, SOCK_STREAM, last);
+    if (s == detail::no_socket) return {};
+    detail::prepare_listener(s);
+    if (family == AF_INET6) { // dual-stack only for "": an IPv6 address means IPv6
+        const int v6only = every_interface ? 0 : 1;
+        ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6only), sizeof v6only);
     }
-    last = detail::os_error(detail::last_error());
-    return {};
+    if (!detail::bind_to(s, storage, last)) return {};
+    detail::set_blocking(s, false); // accept() polls, unless apply_timeout() says otherwise
+    return s;
 }
 
 inline void Server::listen(int backlog, std::error_code& ec) noexcept {
     detail::guarded(ec, "listen", [&] {
         ec.clear();
         if (!is_open()) return (void)detail::fail(ec, "listen", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first");
+        std::error_code failed;
         for (const detail::Socket& s : listeners_)
-            if (::listen(s, backlog) != 0) return (void)detail::fail(ec, "listen", endpoint_, detail::os_error(detail::last_error()));
+            if (!detail::listen_on(s, backlog, failed)) return (void)detail::fail(ec, "listen", endpoint_, failed);
         listening_ = true;
     });
 }
@@ -2101,17 +2215,15 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
         for (std::size_t i = 0; i < listeners_.size(); ++i) {
             if (!blocking && !fds[i].revents) continue;
             sockaddr_storage storage{};
-            socklen_t length = sizeof storage;
-            const native_handle_type s = detail::accept_native(listeners_[i], reinterpret_cast<sockaddr*>(&storage), &length);
+            std::error_code code;
+            detail::Socket s = detail::accept_from(listeners_[i], storage, code);
             if (s != detail::no_socket) {
-                Client client(s, storage);
+                Client client(std::move(s), storage);
                 Address peer = client.peer_;
                 return {std::move(client), std::move(peer)};
             }
-            const int e = detail::last_error();
             // A client that gave up before accept() ran is no error of the server's.
-            const std::error_code code = detail::os_error(e);
-            if (detail::interrupted(e) || detail::would_block(e) || code == std::errc::connection_aborted) continue;
+            if (detail::would_block(code) || code == std::errc::connection_aborted) continue;
             if (stopped()) break; // the listener was shut down (EINVAL): reported above
             return detail::fail(ec, "accept", endpoint_, code), std::pair<Client, Address>();
         }
@@ -2127,9 +2239,10 @@ inline bool Server::poll_listeners(detail::pollfd_type* fds, std::size_t count, 
         fds[i].events = POLLIN;
         fds[i].revents = 0;
     }
-    if (!detail::wait_any(fds, count, deadline, "accept", endpoint_, ec))
-        return ec ? false
-                  : detail::fail(ec, "accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
+    std::error_code failed;
+    if (!detail::wait_any(fds, count, deadline, failed))
+        return failed ? detail::fail(ec, "accept", endpoint_, failed, "poll failed")
+                      : detail::fail(ec, "accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
     if (fds[listeners_.size()].revents) drain_wake();
     return true;
 }
@@ -2141,15 +2254,8 @@ inline bool Server::drain_wake() {
 }
 // Sleeps in the OS until stop(), a finished handler, the canceller, or the deadline.
 inline void Server::sleep_until_woken(std::chrono::steady_clock::time_point until) {
-    detail::pollfd_type fds[2]{};
-    fds[0].fd = wake_->socket;
-    fds[0].events = POLLIN;
-    if (canceller_) {
-        fds[1].fd = canceller_->wake;
-        fds[1].events = POLLIN;
-    }
     std::error_code ignored; // a failed poll: the loop around tries again
-    detail::wait_any(fds, canceller_ ? 2 : 1, until, "serve", endpoint_, ignored);
+    detail::wait(wake_->socket, POLLIN, canceller_ ? native_handle_type(canceller_->wake) : detail::no_socket, until, ignored);
     drain_wake();
 }
 inline bool Server::cancelled() const noexcept { return canceller_ && canceller_->cancelled.load(); }
@@ -2190,10 +2296,11 @@ public:
     // std::system_error (no thread) and then leaves nothing behind: the client is closed.
     template <class Work>
     void start(Client client, const Address& peer, const Work& work) {
-        auto cancelled = std::make_shared<std::atomic<bool>>(false);
+        auto cut_off = std::make_shared<detail::CutOff>();
+        cut_off->socket = client.native_handle();
+        client.io_.cut_off = cut_off;
         std::list<Session> node;
-        node.push_back(Session{std::move(client), peer, std::thread(), cancelled});
-        node.front().client.cancelled_ = std::move(cancelled);
+        node.push_back(Session{std::move(client), peer, std::thread(), std::move(cut_off)});
         std::unique_lock<std::mutex> lock(mutex_);
         running_.splice(running_.end(), node);
         const auto it = std::prev(running_.end());
@@ -2238,21 +2345,16 @@ private:
         Client client;
         Address peer;
         std::thread thread;
-        std::shared_ptr<std::atomic<bool>> cancelled; // shared with the client, which may be moved out
+        std::shared_ptr<detail::CutOff> cut_off; // shared with the client, which the handler may move
     };
-    // A handler that moved its Client out took the connection out of serve()'s hands.
-    // (Its move may race with this; the shared Canceller of a later version ends that.)
+    // Never touches the Clients, which their handlers own and may be moving.
     void cut_off() {
-        for (Session& session : running_) {
-            if (!session.client.is_open()) continue;
-            session.cancelled->store(true);
-            detail::interrupt_native(session.client.native_handle());
-        }
+        for (Session& session : running_) session.cut_off->cut();
     }
     void end(std::list<Session>::iterator it) {
+        it->client.close();
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            it->client.close(); // under the lock: cut_off() may be shutting it down
             done_.splice(done_.end(), running_, it);
         }
         finished_.notify_all();
