@@ -92,6 +92,14 @@
 #endif
 #include <winsock2.h>
 #include <ws2tcpip.h>
+#if __has_include(<afunix.h>)
+#include <afunix.h>
+#else
+struct sockaddr_un { // afunix.h's, which older MinGW lacks (Windows 10 1803 and later)
+    ADDRESS_FAMILY sun_family;
+    char sun_path[108];
+};
+#endif
 #ifdef GREET_SOCKET_UNDEF_LEAN
 #undef WIN32_LEAN_AND_MEAN
 #undef GREET_SOCKET_UNDEF_LEAN
@@ -199,6 +207,16 @@ inline const char* resolver_error_name(std::error_code code) noexcept {
     default: return nullptr;
     }
 }
+// Unix-domain socket files: 0 none, 1 a socket (a reparse point), 2 anything else.
+inline int file_kind(const char* path) noexcept {
+    const DWORD attributes = ::GetFileAttributesA(path);
+    if (attributes == INVALID_FILE_ATTRIBUTES) return 0;
+    return attributes & FILE_ATTRIBUTE_REPARSE_POINT ? 1 : 2;
+}
+inline std::uint64_t file_identity(const char*) noexcept { return 0; } // none: the kind alone decides
+inline bool remove_file(const char* path) noexcept { return ::DeleteFileA(path) != 0; }
+constexpr bool abstract_names = false;
+inline int peer_ids(SOCKET, std::int64_t*, std::uint32_t*, std::uint32_t*) noexcept { return WSAEOPNOTSUPP; }
 // The console speaks UTF-16; reading and writing it as such keeps "Zoë" intact
 // whatever the console's code page. Both return false when not a console.
 std::u16string to_utf16(std::string_view utf8_text);
@@ -235,8 +253,10 @@ inline bool write_console(std::string_view utf8_text) {
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace greet {
@@ -342,6 +362,32 @@ inline const char* resolver_error_name(std::error_code code) noexcept {
         if (code.value() == entry.rc) return entry.name;
     return nullptr;
 }
+// Unix-domain socket files: 0 none, 1 a socket, 2 anything else (never removed).
+inline int file_kind(const char* path) noexcept {
+    struct stat info {};
+    if (::lstat(path, &info) != 0) return 0;
+    return S_ISSOCK(info.st_mode) ? 1 : 2;
+}
+// Which file is at path now (0: none), so that a Server removes only the file it made.
+inline std::uint64_t file_identity(const char* path) noexcept {
+    struct stat info {};
+    if (::lstat(path, &info) != 0) return 0;
+    return static_cast<std::uint64_t>(info.st_ino) * 31 + static_cast<std::uint64_t>(info.st_dev) + 1;
+}
+inline bool remove_file(const char* path) noexcept { return ::unlink(path) == 0; }
+#ifdef __linux__
+constexpr bool abstract_names = true; // a name that starts with a NUL byte and has no file
+inline int peer_ids(int s, std::int64_t* pid, std::uint32_t* uid, std::uint32_t* gid) noexcept {
+    ucred credentials{};
+    socklen_t length = sizeof credentials;
+    if (::getsockopt(s, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return errno;
+    *pid = credentials.pid, *uid = credentials.uid, *gid = credentials.gid;
+    return 0;
+}
+#else
+constexpr bool abstract_names = false;
+inline int peer_ids(int, std::int64_t*, std::uint32_t*, std::uint32_t*) noexcept { return ENOTSUP; }
+#endif
 inline bool read_console(std::string&) { return false; }
 inline bool write_console(std::string_view) { return false; }
 } // namespace detail
@@ -382,6 +428,21 @@ struct Buffer {
     }
     char* prepare(std::size_t n); // room for n more bytes at end
     void commit(std::size_t n) noexcept { end += n; }
+};
+// The file of a Unix-domain socket a Server bound: removed when the Server closes, if
+// it is still the one the Server made.
+class SocketFile {
+public:
+    SocketFile() = default;
+    SocketFile(std::string path, std::uint64_t identity) noexcept : path_(std::move(path)), identity_(identity) {}
+    SocketFile(SocketFile&& other) noexcept { *this = std::move(other); }
+    SocketFile& operator=(SocketFile&& other) noexcept;
+    ~SocketFile() { reset(); }
+    void reset() noexcept;
+
+private:
+    std::string path_;
+    std::uint64_t identity_ = 0;
 };
 struct CancelState; // a Canceller's, shared by its copies and the sockets given it
 struct CutOff;      // Server::serve's hold on one of its connections
@@ -467,12 +528,21 @@ std::error_code make_error_code(errc e) noexcept;
 // "<operation> <host:port>: <OS name> (<OS text>): <hint>".
 std::string last_error_message();
 
-// An IP address and port. to_string() gives "127.0.0.1:5000" or "[::1]:5000";
-// IPv4-mapped IPv6 peers print as plain IPv4.
+// Where a socket is: an IP address and port, or a Unix-domain socket's path. to_string()
+// gives "127.0.0.1:5000", "[::1]:5000" (IPv4-mapped IPv6 peers print as plain IPv4),
+// "/run/app.sock", "@name" for a Linux abstract name, or "(unnamed)" for a Unix-domain
+// client that bound no path (most do not).
 struct Address {
-    std::string host;
+    std::string host; // the IP address, or the path (an abstract name starts with '\0')
     std::uint16_t port = 0;
+    bool unix_domain = false;
     std::string to_string() const;
+};
+// The process on the other end of a Unix-domain connection, as the kernel saw it at
+// connect(): trustworthy where a claim the peer sends is not.
+struct Credentials {
+    std::int64_t pid = 0;
+    std::uint32_t uid = 0, gid = 0;
 };
 bool operator==(const Address& a, const Address& b);
 bool operator!=(const Address& a, const Address& b);
@@ -550,6 +620,12 @@ public:
     // (ECONNREFUSED: is the server running?); Error (EISCONN) when already connected.
     void connect(std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
     void connect(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
+    // Connects to a Unix-domain socket (see Server::bind_unix for paths and abstract
+    // names). Throws: Error (ENOENT: no such socket; ECONNREFUSED: no server listens on it;
+    // EACCES: the file's or a folder's permissions; EINVAL: a path too long, before any
+    // system call); Error (EISCONN) when already connected.
+    void connect_unix(std::string_view path) GREET_SOCKET_THROWS;
+    void connect_unix(std::string_view path, std::error_code& ec) noexcept;
 
     // Sends every byte (looping over partial writes) and returns the count (the twins: the
     // bytes sent, on failure too). Throws: TimeoutError (the message says how many bytes
@@ -654,6 +730,10 @@ public:
     Address local_address(std::error_code& ec) const noexcept;
     Address peer_address() const GREET_SOCKET_THROWS; // Throws: Error when not connected.
     Address peer_address(std::error_code& ec) const noexcept;
+    // The connecting process of a Unix-domain peer. Throws: Error (ENOTSUP off Linux;
+    // EINVAL over TCP, where the kernel does not know the peer).
+    Credentials peer_credentials() const GREET_SOCKET_THROWS;
+    Credentials peer_credentials(std::error_code& ec) const noexcept;
     void close() noexcept;
     bool is_open() const noexcept { return io_.is_open(); }
     native_handle_type native_handle() const noexcept { return io_.socket; }
@@ -662,7 +742,8 @@ private:
     friend class Server;
     using Deadline = std::chrono::steady_clock::time_point;
     Client(detail::Socket socket, const sockaddr_storage& peer);
-    detail::Socket try_connect(const sockaddr_storage& address, std::error_code& last, std::error_code& ec);
+    detail::Socket try_connect(const sockaddr_storage& address, const char* op, std::error_code& last, std::error_code& ec);
+    void use(detail::Socket connected, const sockaddr_storage& address);
     std::size_t fill(Deadline until, const char* op, std::error_code& ec);
     std::string result_of(std::size_t n, const char* op, std::error_code& ec) const;
     std::string result_from(const char* bytes, std::size_t n, const char* op, std::error_code& ec);
@@ -707,6 +788,17 @@ public:
     // port; EACCES: ports below 1024 need privileges; EADDRNOTAVAIL: not this machine's address).
     void bind(std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
     void bind(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
+    // Binds a Unix-domain socket at path, a file only processes allowed by its folder's
+    // permissions can reach (make the folder 0700, or 0750 with a group, to choose who may
+    // connect). A socket file no process listens on (a crashed server's) is replaced; a live
+    // one is EADDRINUSE; a file that is not a socket is never removed. The file goes when
+    // the Server closes. Linux abstract names (no file; gone with the last socket) are
+    // spelled as Linux spells them, with a leading NUL byte: bind_unix(std::string("\0name",
+    // 5)), and print as "@name". Throws: Error (EINVAL: a path longer than the OS allows
+    // (107 bytes on Linux, 103 on macOS), an empty one, or an abstract name off Linux;
+    // EADDRINUSE; EACCES; ENOENT: the folder is missing).
+    void bind_unix(std::string_view path) GREET_SOCKET_THROWS;
+    void bind_unix(std::string_view path, std::error_code& ec) noexcept;
     // backlog bounds the queue of connections the OS has completed but accept() has not
     // yet taken; it is not a limit on clients. Throws: Error when not bound.
     void listen(int backlog = SOMAXCONN) GREET_SOCKET_THROWS;
@@ -761,6 +853,9 @@ private:
     std::vector<detail::Socket> bind_all(const std::vector<sockaddr_storage>& addresses, bool every_interface, std::uint16_t port,
                                          std::error_code& ec);
     static detail::Socket bind_one(sockaddr_storage storage, bool every_interface, std::uint16_t port, std::error_code& last);
+    bool bind_path(detail::Socket& s, const sockaddr_storage& address, std::error_code& ec);
+    bool replace_stale(const sockaddr_storage& address, std::error_code& ec);
+    void use_listeners(std::vector<detail::Socket> bound, const char* op, std::error_code& ec);
     bool require_listening(const char* op, std::error_code& ec) const;
     std::pair<Client, Address> accept_until(Deadline deadline, std::error_code& ec);
     bool poll_listeners(detail::pollfd_type* fds, std::size_t count, Deadline deadline, std::error_code& ec);
@@ -775,6 +870,7 @@ private:
     std::string endpoint_;
     bool listening_ = false;
     std::shared_ptr<detail::CancelState> canceller_;
+    detail::SocketFile file_; // bind_unix's
 };
 
 } // namespace greet
@@ -827,6 +923,8 @@ inline const ErrorInfo* find_error_info(std::error_code code) noexcept {
         {std::errc::message_size, "EMSGSIZE", "Message too long", nullptr},
         {std::errc::illegal_byte_sequence, "EILSEQ", "Illegal byte sequence", nullptr},
         {std::errc::bad_file_descriptor, "EBADF", "Bad file descriptor", nullptr},
+        {std::errc::no_such_file_or_directory, "ENOENT", "No such file or directory", "no socket at this path: is the server running, and is the path right?"},
+        {std::errc::not_supported, "ENOTSUP", "Operation not supported", nullptr},
         {std::errc::operation_canceled, "ECANCELED", "Operation canceled", "the server is stopping"},
     };
     if (code.category() != std::system_category() && code.category() != std::generic_category()) return nullptr;
@@ -988,8 +1086,40 @@ inline std::string endpoint_text(std::string_view host, std::uint16_t port) {
     return host.empty() ? "*:" + std::to_string(port) : Address{printable(host_text(host)), port}.to_string();
 }
 
+// A Unix-domain name is as long as its text: a path with its NUL, an abstract name (a
+// leading NUL) without one.
 inline socklen_t sockaddr_length(const sockaddr_storage& storage) noexcept {
-    return storage.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (storage.ss_family != AF_UNIX) return storage.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    const char* name = reinterpret_cast<const sockaddr_un&>(storage).sun_path;
+    const std::size_t room = sizeof(sockaddr_un::sun_path);
+    const std::size_t length = name[0] ? ::strnlen(name, room) + 1 : 1 + ::strnlen(name + 1, room - 1);
+    return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::min(length, room));
+}
+// "/run/app.sock" for messages; an abstract name as "@name", as ss(8) shows it.
+inline std::string unix_text(std::string_view path) {
+    if (!path.empty() && path[0] == '\0') return "@" + printable(path.substr(1));
+    return printable(path);
+}
+// A Unix-domain address, checked before any system call: the OS would cut a long path
+// short or refuse it with a bare EINVAL.
+inline bool unix_address(std::string_view path, const char* op, sockaddr_storage& out, std::error_code& ec) {
+    const std::string where = unix_text(path);
+    const auto invalid = std::make_error_code(std::errc::invalid_argument);
+    const std::size_t room = sizeof(sockaddr_un::sun_path) - 1; // a path needs its NUL; an abstract name its leading one
+    const bool abstract = !path.empty() && path[0] == '\0';
+    if (path.empty() || (abstract && path.size() == 1)) return fail(ec, op, "\"\"", invalid, "a Unix-domain socket needs a path");
+    if (abstract && !abstract_names) return fail(ec, op, where, invalid, "abstract names (a leading NUL byte) exist on Linux only; use a path");
+    if (path.size() > room + (abstract ? 1 : 0))
+        return fail(ec, op, where, invalid,
+                    "the path is " + std::to_string(path.size()) + " bytes; this OS allows " + std::to_string(room) +
+                        " (use a shorter folder, such as one under /tmp or $XDG_RUNTIME_DIR)");
+    if (path.find('\0', abstract ? 1 : 0) != std::string_view::npos)
+        return fail(ec, op, where, invalid, abstract ? "an abstract name holds no NUL byte after its first" : "a path holds no NUL byte");
+    out = sockaddr_storage{};
+    auto& un = reinterpret_cast<sockaddr_un&>(out);
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, path.data(), path.size());
+    return true;
 }
 
 // A numeric address ("127.0.0.1", "::1") with its port, parsed in place: the resolver
@@ -1061,6 +1191,12 @@ inline char* ipv4_text(const unsigned char* b, char* out) noexcept {
 }
 
 inline Address to_address(const sockaddr_storage& storage) {
+    if (storage.ss_family == AF_UNIX) { // an unnamed socket's name is empty, and so all zeros here
+        const char* name = reinterpret_cast<const sockaddr_un&>(storage).sun_path;
+        const std::size_t room = sizeof(sockaddr_un::sun_path);
+        const std::size_t length = name[0] ? ::strnlen(name, room) : name[1] ? 1 + ::strnlen(name + 1, room - 1) : 0;
+        return Address{std::string(name, length), 0, true};
+    }
     char text[64] = {};
     std::uint16_t port = 0;
     if (storage.ss_family == AF_INET6) {
@@ -1389,6 +1525,19 @@ inline char* Buffer::prepare(std::size_t n) {
     return data.get() + end;
 }
 
+inline SocketFile& SocketFile::operator=(SocketFile&& other) noexcept {
+    if (this != &other) {
+        reset();
+        path_ = std::move(other.path_);
+        identity_ = std::exchange(other.identity_, 0);
+    }
+    return *this;
+}
+inline void SocketFile::reset() noexcept {
+    if (identity_ && file_kind(path_.c_str()) == 1 && file_identity(path_.c_str()) == identity_) remove_file(path_.c_str());
+    identity_ = 0;
+}
+
 } // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -1412,10 +1561,11 @@ inline const std::error_category& error_category() noexcept {
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 inline std::string Address::to_string() const {
+    if (unix_domain) return host.empty() ? "(unnamed)" : detail::unix_text(host);
     std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     return out + ":" + std::to_string(port);
 }
-inline bool operator==(const Address& a, const Address& b) { return a.port == b.port && a.host == b.host; }
+inline bool operator==(const Address& a, const Address& b) { return a.port == b.port && a.unix_domain == b.unix_domain && a.host == b.host; }
 inline bool operator!=(const Address& a, const Address& b) { return !(a == b); }
 inline std::ostream& operator<<(std::ostream& out, const Address& address) { return out << address.to_string(); }
 
@@ -1816,17 +1966,9 @@ inline void Client::connect(std::string_view host, std::uint16_t port, std::erro
         const std::vector<sockaddr_storage> addresses = detail::resolve("connect", io_.endpoint, host, port, ec);
         std::error_code last;
         for (const sockaddr_storage& address : addresses) {
-            detail::Socket candidate = try_connect(address, last, ec);
+            detail::Socket candidate = try_connect(address, "connect", last, ec);
             if (ec) return; // cancelled: the candidate closes, this Client stays unconnected
-            if (candidate == detail::no_socket) continue;
-            peer_ = detail::to_address(address);
-            io_.adopt(std::move(candidate));
-            buffer_ = detail::Buffer{};
-            if (!io_.chaos_recv) {
-                io_.chaos_recv = detail::chaos_from_environment();
-                io_.chaos_send = detail::chaos_send_state(io_.chaos_recv);
-            }
-            return;
+            if (candidate != detail::no_socket) return use(std::move(candidate), address);
         }
         if (addresses.empty()) return;
         if (last == std::errc::timed_out)
@@ -1838,7 +1980,7 @@ inline void Client::connect(std::string_view host, std::uint16_t port, std::erro
 // or a failed poll). With a timeout or a canceller, a non-blocking connect + poll, so that
 // either ends connect too; without, a plain blocking connect (one system call). An
 // interrupted connect carries on either way. The socket is left as apply_timeout() would.
-inline detail::Socket Client::try_connect(const sockaddr_storage& address, std::error_code& last, std::error_code& ec) {
+inline detail::Socket Client::try_connect(const sockaddr_storage& address, const char* op, std::error_code& last, std::error_code& ec) {
     detail::Socket candidate = detail::open_socket(address.ss_family, SOCK_STREAM, last);
     if (candidate == detail::no_socket) return {};
     if (io_.timeout || io_.canceller) detail::set_blocking(candidate, false);
@@ -1846,10 +1988,38 @@ inline detail::Socket Client::try_connect(const sockaddr_storage& address, std::
     if (detail::connect_to(candidate, address, &pending, last)) return candidate;
     if (!pending) return {};
     const bool ready = io_.wait_on(candidate, POLLOUT, io_.deadline(), ec);
-    if (ec || !io_.check_cancelled("connect", ec)) return {};
+    if (ec || !io_.check_cancelled(op, ec)) return {};
     if (!ready) return last = std::make_error_code(std::errc::timed_out), detail::Socket();
     last = detail::connect_result(candidate);
     return last ? detail::Socket() : std::move(candidate);
+}
+
+inline void Client::use(detail::Socket connected, const sockaddr_storage& address) {
+    peer_ = detail::to_address(address);
+    io_.adopt(std::move(connected));
+    buffer_ = detail::Buffer{};
+    if (!io_.chaos_recv) {
+        io_.chaos_recv = detail::chaos_from_environment();
+        io_.chaos_send = detail::chaos_send_state(io_.chaos_recv);
+    }
+}
+
+inline void Client::connect_unix(std::string_view path, std::error_code& ec) noexcept {
+    detail::guarded(ec, "connect_unix", [&] {
+        ec.clear();
+        const std::string where = detail::unix_text(path);
+        if (is_open()) return (void)detail::fail(ec, "connect_unix", where, std::make_error_code(std::errc::already_connected));
+        sockaddr_storage address{};
+        if (!detail::unix_address(path, "connect_unix", address, ec)) return;
+        io_.endpoint = where;
+        if (!io_.check_cancelled("connect_unix", ec)) return;
+        std::error_code last;
+        detail::Socket connected = try_connect(address, "connect_unix", last, ec);
+        if (ec) return;
+        if (connected != detail::no_socket) return use(std::move(connected), address);
+        if (last == std::errc::timed_out) return (void)io_.fail_timeout(ec, "connect_unix", "is the server calling accept()?");
+        io_.fail(ec, "connect_unix", last);
+    });
 }
 
 inline std::size_t Client::send(std::string_view bytes, std::error_code& ec) noexcept {
@@ -2082,6 +2252,17 @@ inline Address Client::peer_address(std::error_code& ec) const noexcept {
         return peer_;
     });
 }
+inline Credentials Client::peer_credentials(std::error_code& ec) const noexcept {
+    return detail::guarded(ec, "peer_credentials", [&]() -> Credentials {
+        ec.clear();
+        Credentials who;
+        if (!is_open()) return io_.fail(ec, "peer_credentials", std::make_error_code(std::errc::not_connected)), who;
+        if (!peer_.unix_domain)
+            return io_.fail(ec, "peer_credentials", std::make_error_code(std::errc::invalid_argument), "only a Unix-domain peer has them"), who;
+        if (const int e = detail::peer_ids(io_.socket, &who.pid, &who.uid, &who.gid)) io_.fail(ec, "peer_credentials", detail::os_error(e));
+        return who;
+    });
+}
 inline void Client::close() noexcept {
     io_.close();
     buffer_ = detail::Buffer{};
@@ -2106,17 +2287,76 @@ inline void Server::bind(std::string_view host, std::uint16_t port, std::error_c
         }
         std::vector<detail::Socket> bound = bind_all(addresses, host.empty(), port, ec);
         if (ec) return;
-        auto wake = std::make_unique<Wake>();
-        wake->socket = detail::open_wake_socket("bind", endpoint_, "could not open the socket that stop() signals", ec);
-        if (ec) return;
         const Address here = detail::socket_address(bound.front(), false, "bind", endpoint_, ec);
         if (ec) return;
-        wake_ = std::move(wake);
-        listeners_ = std::move(bound);
-        if (listeners_.size() == 1) wake_->listener = detail::listener_waker(listeners_.front());
-        apply_timeout();
-        endpoint_ = detail::endpoint_text(host, here.port);
+        use_listeners(std::move(bound), "bind", ec);
+        if (!ec) endpoint_ = detail::endpoint_text(host, here.port);
     });
+}
+inline void Server::use_listeners(std::vector<detail::Socket> bound, const char* op, std::error_code& ec) {
+    auto wake = std::make_unique<Wake>();
+    wake->socket = detail::open_wake_socket(op, endpoint_, "could not open the socket that stop() signals", ec);
+    if (ec) return;
+    wake_ = std::move(wake);
+    listeners_ = std::move(bound);
+    if (listeners_.size() == 1) wake_->listener = detail::listener_waker(listeners_.front());
+    apply_timeout();
+}
+
+inline void Server::bind_unix(std::string_view path, std::error_code& ec) noexcept {
+    detail::guarded(ec, "bind_unix", [&] {
+        ec.clear();
+        endpoint_ = detail::unix_text(path);
+        if (is_open()) return (void)detail::fail(ec, "bind_unix", endpoint_, std::make_error_code(std::errc::invalid_argument), "already bound; close() first");
+        sockaddr_storage address{};
+        if (!detail::unix_address(path, "bind_unix", address, ec)) return;
+        std::error_code failed;
+        detail::Socket s = detail::open_socket(AF_UNIX, SOCK_STREAM, failed);
+        if (failed) return (void)detail::fail(ec, "bind_unix", endpoint_, failed);
+        if (!bind_path(s, address, ec)) return;
+        const std::string file(path[0] ? path : std::string_view());
+        detail::SocketFile made(file, file.empty() ? 0 : detail::file_identity(file.c_str())); // removed if what follows fails
+        std::vector<detail::Socket> bound;
+        bound.push_back(std::move(s));
+        use_listeners(std::move(bound), "bind_unix", ec);
+        if (!ec) file_ = std::move(made);
+    });
+}
+// Binds s and listens at once, so that another server starting on this path finds this
+// one live (see replace_stale); listen() then only sets the backlog.
+inline bool Server::bind_path(detail::Socket& s, const sockaddr_storage& address, std::error_code& ec) {
+    std::error_code failed;
+    bool bound = detail::bind_to(s, address, failed);
+    const bool named = reinterpret_cast<const sockaddr_un&>(address).sun_path[0] != '\0';
+    if (!bound && named && failed == std::errc::address_in_use) {
+        if (!replace_stale(address, ec)) return false;
+        bound = detail::bind_to(s, address, failed);
+    }
+    if (!bound || !detail::listen_on(s, SOMAXCONN, failed)) return detail::fail(ec, "bind_unix", endpoint_, failed);
+    detail::set_blocking(s, false); // accept() polls, unless apply_timeout() says otherwise
+    return true;
+}
+// A file is at the path. A socket no process listens on (its server died) is removed; a
+// live one, or a file that is not a socket, is EADDRINUSE. The test is a connect(), which
+// a live server's kernel completes, or refuses with EAGAIN when its backlog is full; a
+// stale file refuses it. What no test can close: two servers started on one path at the
+// same moment may both find a stale file; start them one after another.
+inline bool Server::replace_stale(const sockaddr_storage& address, std::error_code& ec) {
+    const char* path = reinterpret_cast<const sockaddr_un&>(address).sun_path;
+    const auto in_use = std::make_error_code(std::errc::address_in_use);
+    const int kind = detail::file_kind(path);
+    if (kind == 2) return detail::fail(ec, "bind_unix", endpoint_, in_use, "the file there is not a socket; it is never removed");
+    if (kind == 0) return true; // gone since the bind: bind again
+    std::error_code failed;
+    detail::Socket probe = detail::open_socket(AF_UNIX, SOCK_STREAM, failed);
+    if (failed) return detail::fail(ec, "bind_unix", endpoint_, failed);
+    detail::set_blocking(probe, false); // a full backlog must not block the probe
+    bool pending = false;
+    if (detail::connect_to(probe, address, &pending, failed) || pending || detail::would_block(failed))
+        return detail::fail(ec, "bind_unix", endpoint_, in_use, "a server is listening on this socket");
+    if (failed != std::errc::connection_refused) return detail::fail(ec, "bind_unix", endpoint_, failed, "could not tell whether a server listens here");
+    if (detail::remove_file(path) || detail::file_kind(path) == 0) return true;
+    return detail::fail(ec, "bind_unix", endpoint_, detail::os_error(detail::last_error()), "could not remove the stale socket file");
 }
 // One listening socket per address, all on one port. With port 0 every address shares the
 // port the OS gave the first; should another program hold that port on a later address,
@@ -2219,6 +2459,7 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
             detail::Socket s = detail::accept_from(listeners_[i], storage, code);
             if (s != detail::no_socket) {
                 Client client(std::move(s), storage);
+                if (client.peer_.unix_domain) client.io_.endpoint = "client of " + endpoint_; // most have no name
                 Address peer = client.peer_;
                 return {std::move(client), std::move(peer)};
             }
@@ -2275,6 +2516,7 @@ inline void Server::stop() noexcept {
 
 inline void Server::close() noexcept {
     listeners_.clear();
+    file_.reset();
     wake_.reset();
     listening_ = false;
 }
@@ -2524,6 +2766,8 @@ inline Client::Client(std::string_view host, std::uint16_t port) { connect(host,
 inline void Client::connect(std::string_view host, std::uint16_t port) {
     detail::checked([&](std::error_code& ec) { connect(host, port, ec); });
 }
+inline void Client::connect_unix(std::string_view path) { detail::checked([&](std::error_code& ec) { connect_unix(path, ec); }); }
+inline Credentials Client::peer_credentials() const { return detail::checked([&](std::error_code& ec) { return peer_credentials(ec); }); }
 inline std::size_t Client::send(std::string_view bytes) { return detail::checked([&](std::error_code& ec) { return send(bytes, ec); }); }
 inline std::size_t Client::send(const char* bytes) { return send(std::string_view(bytes)); }
 inline std::size_t Client::send(std::u16string_view text) { return detail::checked([&](std::error_code& ec) { return send(text, ec); }); }
@@ -2571,6 +2815,7 @@ inline Server::Server(std::string_view host, std::uint16_t port, int backlog) {
 inline void Server::bind(std::string_view host, std::uint16_t port) {
     detail::checked([&](std::error_code& ec) { bind(host, port, ec); });
 }
+inline void Server::bind_unix(std::string_view path) { detail::checked([&](std::error_code& ec) { bind_unix(path, ec); }); }
 inline void Server::listen(int backlog) { detail::checked([&](std::error_code& ec) { listen(backlog, ec); }); }
 inline std::pair<Client, Address> Server::accept() { return detail::checked([&](std::error_code& ec) { return accept(ec); }); }
 inline void Server::set_timeout(Timeout timeout) { detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); }); }
