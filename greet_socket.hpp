@@ -25,6 +25,8 @@
 //         "<operation> <host:port>: <OS name> (<OS text>): <hint>"; each such call has a
 //         noexcept twin taking std::error_code& last, which -fno-exceptions builds keep
 //         (greet::last_error_message() gives the text). greet::Canceller ends blocked calls.
+// Local:  Server::bind_unix(path) and Client::connect_unix(path): Unix-domain sockets,
+//         with everything else unchanged.
 // License: MIT (see the end of this file). Version history: 1.0.0 first release.
 
 #ifndef GREET_SOCKET_HPP
@@ -434,7 +436,7 @@ struct Buffer {
 class SocketFile {
 public:
     SocketFile() = default;
-    SocketFile(std::string path, std::uint64_t identity) noexcept : path_(std::move(path)), identity_(identity) {}
+    SocketFile(const std::string& path, std::uint64_t identity) : path_(path), identity_(identity) {}
     SocketFile(SocketFile&& other) noexcept { *this = std::move(other); }
     SocketFile& operator=(SocketFile&& other) noexcept;
     ~SocketFile() { reset(); }
@@ -1705,10 +1707,10 @@ inline Transport& Transport::operator=(Transport&& other) noexcept {
 // serve()'s hold changes under its lock, so that its cut-off never shuts down a
 // descriptor the OS has since given to someone else.
 inline void Transport::adopt(Socket connected) noexcept {
-    if (!cut_off) return (void)(socket = std::move(connected));
-    std::lock_guard<std::mutex> hold(cut_off->lock);
+    std::unique_lock<std::mutex> hold;
+    if (cut_off) hold = std::unique_lock<std::mutex>(cut_off->lock);
     socket = std::move(connected);
-    cut_off->socket = socket;
+    if (cut_off) cut_off->socket = socket;
 }
 inline void Transport::close() noexcept {
     if (!cut_off) return socket.reset();
