@@ -790,7 +790,8 @@ public:
     // port; EACCES: ports below 1024 need privileges; EADDRNOTAVAIL: not this machine's address).
     void bind(std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
     void bind(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
-    // Binds a Unix-domain socket at path, a file only processes allowed by its folder's
+    // Binds a Unix-domain socket at path and listens (SOMAXCONN; listen() may change the
+    // backlog), so that accept() and serve() work at once. It is a file only processes allowed by its folder's
     // permissions can reach (make the folder 0700, or 0750 with a group, to choose who may
     // connect). A socket file no process listens on (a crashed server's) is replaced; a live
     // one is EADDRINUSE; a file that is not a socket is never removed. The file goes when
@@ -2321,7 +2322,9 @@ inline void Server::bind_unix(std::string_view path, std::error_code& ec) noexce
         std::vector<detail::Socket> bound;
         bound.push_back(std::move(s));
         use_listeners(std::move(bound), "bind_unix", ec);
-        if (!ec) file_ = std::move(made);
+        if (ec) return;
+        file_ = std::move(made);
+        listening_ = true; // bind_path listened already; listen() may change the backlog
     });
 }
 // Binds s and listens at once, so that another server starting on this path finds this

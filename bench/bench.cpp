@@ -1,9 +1,10 @@
 // One workload, one implementation, one number: the rate, on stdout.
 //
-//     bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5|w5view> <count>
+//     bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5|w5view|w1unix|w2unix> <count>
 //
 // Each run starts its own server on 127.0.0.1, port 0, on a thread, runs the client
-// against it, and prints the client's rate (w1: MB/s; w2, w4: round trips/s; w3:
+// against it, and prints the client's rate (w1unix and w2unix: w1 and w2 over a
+// Unix-domain socket in a private temporary folder, raw and greet only) (w1: MB/s; w2, w4: round trips/s; w3:
 // connections/s; w5: lines/s), then the same work per CPU second of the process. scripts/bench.sh runs every pair, interleaved, and
 // prints the table. "raw" is plain POSIX calls written the fastest straightforward way:
 // the limit the others are measured against. asio is compiled in with -DBENCH_ASIO.
@@ -14,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -73,10 +75,32 @@ std::string line_block() {
     std::exit(1);
 }
 
+// w1unix, w2unix: the socket file's path in a private folder (0700); empty for TCP on 127.0.0.1.
+std::string unix_path;
+char unix_folder[] = "/tmp/greet-bench-XXXXXX";
+void remove_unix_folder() { // at any exit: greet's Server removed its file already, raw's is left
+    ::unlink(unix_path.c_str());
+    ::rmdir(unix_folder);
+}
+
 // --- raw POSIX: blocking sockets, no library.
 namespace raw {
 
+sockaddr_un unix_address() {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (unix_path.size() >= sizeof address.sun_path) die("unix path");
+    std::memcpy(address.sun_path, unix_path.c_str(), unix_path.size() + 1);
+    return address;
+}
+
 int listener(std::uint16_t& port) {
+    if (!unix_path.empty()) {
+        const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const sockaddr_un address = unix_address();
+        if (::bind(s, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 || ::listen(s, SOMAXCONN) != 0) die("bind");
+        return s;
+    }
     const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int on = 1;
     ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
@@ -91,6 +115,13 @@ int listener(std::uint16_t& port) {
 }
 
 int connect_to(std::uint16_t port) {
+    if (!unix_path.empty()) {
+        const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const sockaddr_un address = unix_address();
+        while (::connect(s, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
+            if (errno != EINTR) die("connect");
+        return s;
+    }
     const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -340,8 +371,22 @@ std::thread answer_until_closed(greet::Server& listening, Answer answer) {
     });
 }
 
+// The server socket and the client of w1 and w2: TCP on 127.0.0.1, or Unix-domain.
+void listen_on(greet::Server& listening) {
+    if (unix_path.empty()) listening.bind("127.0.0.1", 0);
+    else listening.bind_unix(unix_path);
+    listening.listen();
+}
+greet::Client connect_to(std::uint16_t port) {
+    greet::Client c;
+    if (unix_path.empty()) c.connect("127.0.0.1", port);
+    else c.connect_unix(unix_path);
+    return c;
+}
+
 double run(const std::string& workload, long count) {
-    greet::Server listening("127.0.0.1", 0);
+    greet::Server listening;
+    listen_on(listening);
     const std::uint16_t port = listening.local_address().port;
     std::thread server;
     double rate = 0;
@@ -353,7 +398,7 @@ double run(const std::string& workload, long count) {
             }
             c.send("k");
         });
-        greet::Client c("127.0.0.1", port);
+        greet::Client c = connect_to(port);
         static char block[bulk_piece];
         const auto start = begin();
         for (long i = 0; i < count * 16; ++i) c.send(std::string_view(block, sizeof block));
@@ -362,7 +407,7 @@ double run(const std::string& workload, long count) {
         rate = static_cast<double>(count) * 16 * bulk_piece / 1e6 / seconds_since(start);
     } else if (workload == "w2") {
         server = answer_until_closed(listening, [](greet::Client& c) { c.send(c.recv_exact(ping_size)); });
-        greet::Client c("127.0.0.1", port);
+        greet::Client c = connect_to(port);
         const std::string ping(ping_size, 'p');
         const auto start = begin();
         for (long i = 0; i < count; ++i) {
@@ -569,11 +614,19 @@ double run(const std::string& workload, long count) {
 
 int main(int argc, char** argv) {
     if (argc != 4) {
-        std::fprintf(stderr, "usage: bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5> <count>\n");
+        std::fprintf(stderr, "usage: bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5|w5view|w1unix|w2unix> <count>\n");
         return 2;
     }
-    const std::string implementation = argv[1], workload = argv[2];
+    const std::string implementation = argv[1];
+    std::string workload = argv[2];
     const long count = std::atol(argv[3]);
+    if (workload == "w1unix" || workload == "w2unix") {
+        if (implementation != "raw" && implementation != "greet") die("unix: raw and greet only");
+        if (::mkdtemp(unix_folder) == nullptr) die("mkdtemp");
+        unix_path = std::string(unix_folder) + "/bench.sock";
+        std::atexit(remove_unix_folder);
+        workload.resize(2);
+    }
     double rate = 0;
     try {
         if (implementation == "raw") rate = raw::run(workload, count);

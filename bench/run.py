@@ -25,6 +25,8 @@ WORKLOADS = [  # name, unit, full count, short count, what the count is
     ("w3", "connections/s", 3000, 50, "tutorial connections"),
     ("w4", "round trips/s", 20000, 300, "64-byte framed round trips"),
     ("w5", "lines/s", 4000000, 50000, "24-byte lines"),
+    ("w1unix", "MB/s", 256, 4, "MiB in 64 KiB sends"),
+    ("w2unix", "round trips/s", 20000, 300, "32-byte round trips"),
 ]
 TITLES = {
     "w1": "W1 bulk",
@@ -32,12 +34,18 @@ TITLES = {
     "w3": "W3 tutorial exchange",
     "w4": "W4 framed messages",
     "w5": "W5 lines",
+    "w1unix": "W1 bulk over a Unix-domain socket",
+    "w2unix": "W2 ping-pong over a Unix-domain socket",
 }
 
 
 def implementations(workload, bench, has_asio):
     """(label, command, count scale) for each implementation of a workload; raw first."""
     python = [sys.executable, os.path.join(ROOT, "bench", "bench.py")]
+    if workload.endswith("unix"):  # raw and greet over Unix, then the same two over TCP loopback
+        tcp = workload[:-len("unix")]
+        return [("raw POSIX, Unix", [bench, "raw", workload], 1.0), ("greet_socket, Unix", [bench, "greet", workload], 1.0),
+                ("raw POSIX, TCP", [bench, "raw", tcp], 1.0), ("greet_socket, TCP", [bench, "greet", tcp], 1.0)]
     raw_label = {"w4": "raw writev", "w5": "raw memchr parser"}.get(workload, "raw POSIX")
     rows = [(raw_label, [bench, "raw", workload], 1.0)]
     if workload == "w4":
@@ -97,7 +105,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; 1 with --short)")
     parser.add_argument("--bench", default=os.path.join(ROOT, "build", "bench", "bench"))
     parser.add_argument("--asio", action="store_true", help="the bench binary was built with asio")
+    parser.add_argument("--workloads", default=None, help="only these, comma-separated (w1,w2,...,w1unix,w2unix)")
     args = parser.parse_args()
+    chosen = [w for w in WORKLOADS if args.workloads is None or w[0] in args.workloads.split(",")]
+    if not chosen:
+        raise SystemExit("--workloads: none of %s" % ", ".join(w[0] for w in WORKLOADS))
     rounds = args.rounds or (1 if args.short else 5)
     build = os.path.dirname(args.bench)
 
@@ -112,7 +124,7 @@ def main():
     results = {}  # (workload, label) -> [(wall, cpu)]
     start = time.time()
     for round_index in range(rounds):
-        for workload, _, full, short, _ in WORKLOADS:
+        for workload, _, full, short, _ in chosen:
             rows = implementations(workload, args.bench, args.asio)
             shift = round_index % len(rows)
             for label, command, scale in rows[shift:] + rows[:shift]:
@@ -122,7 +134,7 @@ def main():
 
     print("| workload | implementation | median | min-max | x raw | x raw, CPU |")
     print("|---|---|---:|---:|---:|---:|")
-    for workload, unit, full, short, what in WORKLOADS:
+    for workload, unit, full, short, what in chosen:
         rows = implementations(workload, args.bench, args.asio)
         base = results[(workload, rows[0][0])]
         base_wall = statistics.median(r[0] for r in base)
@@ -137,6 +149,15 @@ def main():
                 title if i == 0 else "", label, fmt(median), fmt(min(walls)), fmt(max(walls)),
                 median / base_wall, cpu / base_cpu))
     print()
+    for workload, _, _, _, _ in chosen:  # the Unix-domain socket against TCP loopback, greet_socket on both
+        if workload.endswith("unix"):
+            unix, tcp = results[(workload, "greet_socket, Unix")], results[(workload, "greet_socket, TCP")]
+            print("%s: greet_socket over Unix / over TCP loopback = %.2f (by CPU %.2f)" % (
+                TITLES[workload], statistics.median(r[0] for r in unix) / statistics.median(r[0] for r in tcp),
+                statistics.median(r[1] for r in unix) / statistics.median(r[1] for r in tcp)))
+    print()
+    if args.workloads is not None:
+        return  # a chosen few: no compile cost or sizes
 
     # Compile cost: CPU seconds of g++ -c, median of the rounds, interleaved.
     compile_dir = os.path.join(build, "compile")

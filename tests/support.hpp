@@ -2,17 +2,25 @@
 #pragma once
 #include "catch.hpp"
 #include "greet_socket.hpp"
+#ifdef GREET_TEST_CATCH3
+#include <catch2/generators/catch_generators.hpp> // GENERATE (v2 has it in catch.hpp)
+#endif
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <future>
 #include <optional>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#ifndef _WIN32
+#include <cstdlib> // mkdtemp
+#endif
 #ifdef __linux__
 #include <dirent.h>
 #include <fstream>
@@ -80,12 +88,51 @@ inline bool ends_with(std::string_view text, std::string_view part) {
     return text.size() >= part.size() && text.substr(text.size() - part.size()) == part;
 }
 
-// Both ends of one loopback connection, made in one thread: the kernel completes the
-// handshake before accept() runs, so no helper thread is needed.
+#ifndef _WIN32
+// A fresh private folder under /tmp (mkdtemp: mode 0700), removed with all it holds when
+// the test leaves its scope. Short on purpose: a Unix-domain path has at most 107 bytes.
+class TempDir {
+public:
+    TempDir() {
+        char name[] = "/tmp/greet-test-XXXXXX";
+        if (::mkdtemp(name) == nullptr) throw std::runtime_error("mkdtemp failed");
+        path_ = name;
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::permissions(path_, std::filesystem::perms::owner_all, std::filesystem::perm_options::add, ignored);
+        std::filesystem::remove_all(path_, ignored);
+    }
+    const std::string& path() const { return path_; }
+    std::string operator/(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+private:
+    std::string path_;
+};
+#endif
+
+// What a connected pair runs over. The families of tests that do not depend on TCP
+// (addresses, ports, segments) run over both: GREET_TEST_TRANSPORT() in a TEST_CASE
+// (before any SECTION) runs the case once per transport.
+enum class Transport { tcp, unix_domain };
+inline const char* name(Transport transport) { return transport == Transport::tcp ? "TCP loopback" : "Unix-domain socket"; }
+inline std::ostream& operator<<(std::ostream& out, Transport transport) { return out << name(transport); }
+#ifdef _WIN32
+// Windows has AF_UNIX since 1803 only (and Wine's support varies): TCP there.
+#define GREET_TEST_TRANSPORT() GENERATE(test::Transport::tcp)
+#else
+#define GREET_TEST_TRANSPORT() GENERATE(test::Transport::tcp, test::Transport::unix_domain)
+#endif
+
+// Both ends of one connection, made in one thread: the kernel completes the handshake
+// before accept() runs, so no helper thread is needed.
 struct Pair {
     greet::Client client;   // the side that connected
     greet::Client accepted; // the server's side
     greet::Address accepted_from;
+    std::string endpoint; // what the client's error messages name: "127.0.0.1:port" or the socket's path
 };
 inline Pair connect_pair(const std::string& host = "127.0.0.1") {
     greet::Server server(host, 0);
@@ -97,12 +144,36 @@ inline Pair connect_pair(const std::string& host = "127.0.0.1") {
     auto accepted = server.accept();
     pair.accepted = std::move(accepted.first);
     pair.accepted_from = accepted.second;
+    pair.endpoint = pair.client.peer_address().to_string();
     return pair;
+}
+// The same over a Unix-domain socket in a private folder, gone (with the listener) once
+// the pair is made: a connected pair needs neither.
+inline Pair connect_pair(Transport transport) {
+    if (transport == Transport::tcp) return connect_pair();
+#ifdef _WIN32
+    throw std::logic_error("no Unix-domain pairs in the Windows tests");
+#else
+    const TempDir dir;
+    const std::string path = dir / "pair.sock";
+    greet::Server server;
+    server.bind_unix(path);
+    server.set_timeout(guard);
+    Pair pair;
+    pair.client.set_timeout(guard);
+    pair.client.connect_unix(path);
+    pair.client.set_timeout(std::nullopt);
+    auto accepted = server.accept();
+    pair.accepted = std::move(accepted.first);
+    pair.accepted_from = accepted.second;
+    pair.endpoint = path;
+    return pair;
+#endif
 }
 
 // A connected pair with the guard timeout on both ends.
-inline Pair guarded_pair() {
-    Pair pair = connect_pair();
+inline Pair guarded_pair(Transport transport = Transport::tcp) {
+    Pair pair = connect_pair(transport);
     pair.client.set_timeout(guard);
     pair.accepted.set_timeout(guard);
     return pair;

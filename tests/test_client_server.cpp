@@ -154,7 +154,9 @@ TEST_CASE("send returns the byte count and delivers every byte", "[client_server
 }
 
 TEST_CASE("recv_exact collects a large block from many reads", "[client_server]") {
-    auto pair = test::connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = test::connect_pair(transport);
     const std::string data = test::pattern(3 << 20, 7);
     auto writer = test::start([&pair, &data] {
         pair.accepted.set_timeout(guard);
@@ -170,7 +172,9 @@ TEST_CASE("recv_exact collects a large block from many reads", "[client_server]"
 }
 
 TEST_CASE("recv returns \"\" once the peer has closed", "[client_server]") {
-    auto pair = test::connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = test::connect_pair(transport);
     pair.accepted.send("last words");
     pair.accepted.close();
     CHECK(test::recv_some(pair.client, 10) == "last words");
@@ -225,7 +229,9 @@ TEST_CASE("recv_text never splits a character", "[client_server]") {
 }
 
 TEST_CASE("text in UTF-16, UTF-32 and wide strings arrives as UTF-8", "[client_server]") {
-    auto pair = test::connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = test::connect_pair(transport);
     CHECK(pair.client.send(u"Zo\u00EB|") == 5);
     CHECK(pair.client.send(U"\U0001F600|") == 5);
     CHECK(pair.client.send(std::wstring_view(L"\u00F1\u20AC|")) == 6);
@@ -244,7 +250,9 @@ TEST_CASE("text in UTF-16, UTF-32 and wide strings arrives as UTF-8", "[client_s
 }
 
 TEST_CASE("recv_line splits on \\n and \\r\\n", "[client_server]") {
-    auto pair = test::connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = test::connect_pair(transport);
     pair.client.set_timeout(guard);
     pair.accepted.send("first\nsecond\r\n\n\r\nZo\xC3\xAB\nlast\n");
     CHECK(pair.client.recv_line() == "first");
@@ -265,7 +273,7 @@ TEST_CASE("recv_line splits on \\n and \\r\\n", "[client_server]") {
         const auto error = test::thrown<greet::Error>([&] { pair.client.recv_line(16); });
         REQUIRE(error);
         CHECK(error->code() == std::errc::message_size);
-        CHECK(test::starts_with(error->what(), "recv_line 127.0.0.1:"));
+        CHECK(test::starts_with(error->what(), "recv_line " + pair.endpoint + ":"));
         CHECK(test::contains(error->what(), "EMSGSIZE"));
         CHECK(test::contains(error->what(), "no line end within 16 bytes"));
         CHECK(test::recv_some(pair.client, long_line.size()) == long_line);

@@ -111,7 +111,9 @@ TEST_CASE("parse_port", "[errors]") {
 }
 
 TEST_CASE("the peer closing inside recv_exact: ClosedError, bytes kept", "[errors]") {
-    auto pair = test::connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = test::connect_pair(transport);
     pair.client.set_timeout(guard);
     pair.accepted.send("abc");
     pair.accepted.close();
@@ -121,14 +123,16 @@ TEST_CASE("the peer closing inside recv_exact: ClosedError, bytes kept", "[error
     CHECK(error->code().category() == greet::error_category());
     const std::string what = error->what();
     INFO(what);
-    CHECK(starts_with(what, "recv_exact 127.0.0.1:"));
+    CHECK(starts_with(what, "recv_exact " + pair.endpoint + ":"));
     CHECK(contains(what, "after 3 of 10 bytes"));
     CHECK(pair.client.recv(100) == "abc");
     CHECK(pair.client.recv(100).empty());
 }
 
 TEST_CASE("recv_line at the end of the stream: ClosedError", "[errors]") {
-    auto pair = test::connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = test::connect_pair(transport);
     pair.client.set_timeout(guard);
     pair.accepted.send("one\npartial");
     pair.accepted.close();
@@ -140,7 +144,7 @@ TEST_CASE("recv_line at the end of the stream: ClosedError", "[errors]") {
     CHECK(pair.client.recv(100) == "partial"); // the unfinished line is not lost
     const auto after = thrown<greet::ClosedError>([&] { pair.client.recv_line(); });
     REQUIRE(after);
-    CHECK(starts_with(after->what(), "recv_line 127.0.0.1:"));
+    CHECK(starts_with(after->what(), "recv_line " + pair.endpoint + ":"));
     CHECK(contains(after->what(), "no more lines"));
 }
 
@@ -152,7 +156,9 @@ TEST_CASE("sending to a peer that has gone: EPIPE or ECONNRESET, no SIGPIPE", "[
     REQUIRE(::sigaction(SIGPIPE, nullptr, &current) == 0);
     REQUIRE(current.sa_handler == SIG_DFL);
 #endif
-    auto pair = test::connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = test::connect_pair(transport);
     pair.client.set_timeout(guard);
     pair.accepted.close();
     const std::string block(64 << 10, 'x');
@@ -163,7 +169,7 @@ TEST_CASE("sending to a peer that has gone: EPIPE or ECONNRESET, no SIGPIPE", "[
     INFO(error->what() << " after " << sends << " sends");
     const bool gone = error->code() == std::errc::broken_pipe || error->code() == std::errc::connection_reset;
     CHECK(gone);
-    CHECK(starts_with(error->what(), "send 127.0.0.1:"));
+    CHECK(starts_with(error->what(), "send " + pair.endpoint + ":"));
     CHECK((contains(error->what(), ": EPIPE (") || contains(error->what(), ": ECONNRESET (")));
 }
 
@@ -223,7 +229,9 @@ TEST_CASE("a Server that was never bound", "[errors]") {
 }
 
 TEST_CASE("arguments out of range: EINVAL", "[errors]") {
-    auto pair = test::connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = test::connect_pair(transport);
     const auto check_invalid = [](const char* op, const std::optional<greet::Error>& error) {
         INFO(op);
         REQUIRE(error);

@@ -88,21 +88,8 @@ void check_no_allocation_of(std::size_t largest, std::size_t limit) {
 #endif
 }
 
-// Both ends of one loopback connection, each with the guard timeout.
-struct Pair {
-    greet::Client client;   // the side that connected
-    greet::Client accepted; // the server's side
-};
-Pair connect_pair() {
-    greet::Server server("127.0.0.1", 0);
-    server.set_timeout(guard);
-    Pair pair;
-    pair.client.set_timeout(guard);
-    pair.client.connect("127.0.0.1", server.local_address().port);
-    pair.accepted = server.accept().first;
-    pair.accepted.set_timeout(guard);
-    return pair;
-}
+// Both ends of one connection (TCP loopback unless told), each with the guard timeout.
+test::Pair framed_pair(test::Transport transport = test::Transport::tcp) { return test::guarded_pair(transport); }
 
 std::string header(std::uint32_t n) {
     const char bytes[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
@@ -157,7 +144,9 @@ tcp_info tcp_state(int fd) {
 } // namespace
 
 TEST_CASE("an empty message is a 4-byte header of zeros", "[framing]") {
-    auto pair = connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = framed_pair(transport);
     for (int i = 0; i < 3; ++i) CHECK(pair.client.send_message("") == 4);
     CHECK(pair.client.send_message("after") == 9);
     CHECK(pair.accepted.recv_exact(4) == std::string(4, '\0'));
@@ -167,7 +156,9 @@ TEST_CASE("an empty message is a 4-byte header of zeros", "[framing]") {
 }
 
 TEST_CASE("a message of exactly max_bytes is accepted", "[framing]") {
-    auto pair = connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = framed_pair(transport);
     for (std::size_t size : {std::size_t(1), std::size_t(1000), std::size_t(300000)}) {
         INFO("size " << size);
         const std::string payload = pattern(size, static_cast<std::uint32_t>(size));
@@ -180,7 +171,9 @@ TEST_CASE("a message of exactly max_bytes is accepted", "[framing]") {
 TEST_CASE("max_bytes + 1 is refused before the payload is read or allocated and the bytes stay unread", "[framing]") {
     constexpr std::size_t max_bytes = 4 << 20;
     const std::string payload = pattern(max_bytes + 1, 7);
-    auto pair = connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = framed_pair(transport);
     // Larger than the socket buffers: the sender finishes only once the receiver reads.
     auto sender = std::async(std::launch::async, [&] { return pair.client.send_message(payload); });
 
@@ -209,7 +202,9 @@ TEST_CASE("max_bytes + 1 is refused before the payload is read or allocated and 
 }
 
 TEST_CASE("a declared length of 4 GiB - 1 is refused with the default max_bytes, allocating nothing", "[framing]") {
-    auto pair = connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = framed_pair(transport);
     pair.client.send(std::string(4, '\xFF'));
     pair.client.send("tail");
     std::optional<greet::Error> error;
@@ -230,7 +225,7 @@ TEST_CASE("a header and payload arriving one piece per receive", "[framing][posi
 #ifdef _WIN32
     GREET_TEST_SKIP("needs FIONREAD on a POSIX socket");
 #else
-    auto pair = connect_pair();
+    auto pair = framed_pair();
     // Without Nagle every piece leaves at once instead of waiting for the previous ACK.
     int on = 1;
     REQUIRE(::setsockopt(pair.client.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0);
@@ -265,7 +260,9 @@ TEST_CASE("a header and payload arriving one piece per receive", "[framing][posi
 }
 
 TEST_CASE("a peer closing inside a message: ClosedError, and recv returns the partial bytes", "[framing]") {
-    auto pair = connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = framed_pair(transport);
     std::string partial;
     bool whole_first = false;
     SECTION("inside the header") {
@@ -296,7 +293,9 @@ TEST_CASE("a peer closing inside a message: ClosedError, and recv returns the pa
 }
 
 TEST_CASE("a peer closing between messages ends recv_message with ClosedError", "[framing]") {
-    auto pair = connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = framed_pair(transport);
     pair.client.send_message("one");
     pair.client.close();
     CHECK(pair.accepted.recv_message() == "one");
@@ -307,7 +306,9 @@ TEST_CASE("a peer closing between messages ends recv_message with ClosedError", 
 }
 
 TEST_CASE("send_line and recv_line round trip", "[framing]") {
-    auto pair = connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = framed_pair(transport);
     const std::vector<std::string> lines = {"hello", "", "Zo\xC3\xAB \xE2\x82\xAC \xF0\x9F\x98\x80", "tab\there", std::string(60000, 'x'),
                                             std::string("nul\0inside", 10)};
     for (const std::string& line : lines) CHECK(pair.client.send_line(line) == line.size() + 1);
@@ -333,7 +334,9 @@ TEST_CASE("send_line and recv_line round trip", "[framing]") {
 }
 
 TEST_CASE("messages mixed with lines and raw receives lose no byte", "[framing]") {
-    auto pair = connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = framed_pair(transport);
     const std::string big = pattern(200000, 3);
     const std::string small = pattern(17, 4);
     // The sender never waits for the reader: one read from the OS often holds several
@@ -369,7 +372,7 @@ TEST_CASE("send_message leaves in one TCP segment where two sends take two", "[f
     // the second write would either leave as a segment of its own or, under Nagle's
     // algorithm, wait for the ACK of the first (up to the peer's delayed-ACK time) and
     // then leave alone: two segments, or a delay, never one segment at once.
-    auto pair = connect_pair();
+    auto pair = framed_pair();
     pair.client.set_timeout(std::nullopt); // blocking: exactly one sendmsg per call
     // The subject is the wire without chaos mode (GREET_SOCKET_CHAOS may be set for the run).
     pair.client.set_chaos(std::nullopt);

@@ -81,13 +81,15 @@ TEST_CASE("recv from a silent peer times out and the connection lives on", "[tim
 }
 
 TEST_CASE("a timeout keeps the bytes that had arrived", "[timeouts]") {
-    auto pair = test::connect_pair();
+    const test::Transport transport = GREET_TEST_TRANSPORT();
+    INFO("over " << transport);
+    auto pair = test::connect_pair(transport);
     pair.client.set_timeout(100ms);
     SECTION("recv_exact") {
         pair.accepted.send("abc");
         const auto error = timed_out([&] { pair.client.recv_exact(10); });
         REQUIRE(error);
-        CHECK(starts_with(error->what(), "recv_exact 127.0.0.1:"));
+        CHECK(starts_with(error->what(), "recv_exact " + pair.endpoint + ":"));
         CHECK(test::recv_some(pair.client, 3) == "abc");
         pair.accepted.send("defghij");
         CHECK(pair.client.recv_exact(7) == "defghij");
