@@ -833,7 +833,7 @@ private:
     using Deadline = std::chrono::steady_clock::time_point;
     Client(detail::Socket socket, const sockaddr_storage& peer);
     class Race;
-    void connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, std::error_code& ec);
+    void connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, Deadline until, std::error_code& ec);
     void use(detail::Socket connected, const sockaddr_storage& address);
     bool apply_options(native_handle_type s, std::error_code& failure) const;
     void set_option(int key, std::function<std::error_code(native_handle_type)> apply, const char* op, std::error_code& ec);
@@ -2103,8 +2103,7 @@ public:
           started_(addresses.size()) {}
     // The winner (and its index in *winner), or none: every address failed (see report),
     // or ec was set (a cancel, a failed poll).
-    detail::Socket run(std::size_t* winner, std::error_code& ec) {
-        const auto until = client_.io_.deadline();
+    detail::Socket run(detail::Clock::time_point until, std::size_t* winner, std::error_code& ec) {
         const auto stagger = client_.stagger_;
         auto next_start = detail::Clock::now();
         for (;;) {
@@ -2205,15 +2204,15 @@ inline void Client::connect(std::string_view host, std::uint16_t port, std::erro
         io_.endpoint = detail::endpoint_text(host, port);
         if (!io_.check_cancelled("connect", ec)) return;
         const std::vector<sockaddr_storage> addresses = detail::resolve("connect", io_.endpoint, host, port, ec);
-        if (!ec) connect_any(addresses, "connect", ec);
+        if (!ec) connect_any(addresses, "connect", io_.deadline(), ec);
     });
 }
 // Races the addresses; on failure the error names each address's failure when there
 // were several, and its code is the most telling of them.
-inline void Client::connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, std::error_code& ec) {
+inline void Client::connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, Deadline until, std::error_code& ec) {
     Race race(*this, addresses, op);
     std::size_t winner = 0;
-    detail::Socket connected = race.run(&winner, ec);
+    detail::Socket connected = race.run(until, &winner, ec);
     if (ec) return; // cancelled: every attempt closes, this Client stays unconnected
     if (connected != detail::no_socket) {
         const bool blocking = addresses.size() == 1 && !io_.timeout && !io_.canceller;
@@ -2250,7 +2249,18 @@ inline void Client::connect_unix(std::string_view path, std::error_code& ec) noe
         sockaddr_storage address{};
         if (!detail::unix_address(path, "connect_unix", address, ec)) return;
         io_.endpoint = where;
-        if (io_.check_cancelled("connect_unix", ec)) connect_any({address}, "connect_unix", ec);
+        const auto until = io_.deadline();
+        // A full backlog fails a non-blocking connect with EAGAIN and offers nothing to poll
+        // for: try again every 10 ms (a blocking connect waits in the kernel instead).
+        for (;;) {
+            if (!io_.check_cancelled("connect_unix", ec)) return;
+            connect_any({address}, "connect_unix", until, ec);
+            if (!detail::would_block(ec)) return;
+            if (detail::Clock::now() >= until) return (void)io_.fail_timeout(ec, "connect_unix", "the server's queue of connections stayed full");
+            std::error_code ignored; // a failed poll: the loop tries again
+            const auto canceller = io_.canceller ? native_handle_type(io_.canceller->wake) : detail::no_socket;
+            detail::wait(canceller, POLLIN, detail::no_socket, std::min(until, detail::Clock::now() + std::chrono::milliseconds(10)), ignored);
+        }
     });
 }
 
