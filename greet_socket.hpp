@@ -811,8 +811,9 @@ public:
     // resets the connection; nullopt (the default) lets the OS send them after close().
     void set_linger(std::optional<std::chrono::seconds> linger) GREET_SOCKET_THROWS;
     void set_linger(std::optional<std::chrono::seconds> linger, std::error_code& ec) noexcept;
-    // Any other option: setup runs on each socket connect() makes, before it connects
-    // (the newest setup replaces the one before).
+    // Any other option: setup runs on each socket a later connect() makes, before it
+    // connects (not on a connected one: use native_handle() there); the newest replaces
+    // the one before.
     void set_socket_options(SocketOptions setup) GREET_SOCKET_THROWS;
     void set_socket_options(SocketOptions setup, std::error_code& ec) noexcept;
 
@@ -909,9 +910,10 @@ public:
     // accept() also ends when the canceller is cancelled, and serve() returns as after
     // stop(). Accepted Clients do not inherit it: give them the same one to end them too.
     void set_canceller(Canceller canceller) noexcept;
-    // Before bind(). true: every IPv6 listener takes IPv4 clients too (as ::ffff:a.b.c.d,
-    // shown as a.b.c.d); false: IPv6 only, and "" gets an IPv4 listener of its own. Unset
-    // (the default): "" is one dual-stack listener, an IPv6 address is IPv6 only.
+    // Before bind(). true: an IPv6 listener on "" or "::" takes IPv4 clients too (as
+    // ::ffff:a.b.c.d, shown as a.b.c.d; a specific IPv6 address, such as ::1, is IPv6 only
+    // whatever this says); false: IPv6 only, and "" gets an IPv4 listener of its own.
+    // Unset (the default): "" is one dual-stack listener.
     void set_dual_stack(bool on) noexcept { dual_stack_ = on; }
     // Before bind(): setup runs on each listening socket before it binds; a refusal (ec
     // set) fails the bind with it.
