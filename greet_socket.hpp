@@ -94,6 +94,7 @@
 #endif
 #include <winsock2.h>
 #include <ws2tcpip.h>
+#include <mstcpip.h>
 #if __has_include(<afunix.h>)
 #include <afunix.h>
 #else
@@ -218,6 +219,18 @@ inline int file_kind(const char* path) noexcept {
 inline std::uint64_t file_identity(const char*) noexcept { return 0; } // none: the kind alone decides
 inline bool remove_file(const char* path) noexcept { return ::DeleteFileA(path) != 0; }
 constexpr bool abstract_names = false;
+// WSAPoll missed failed connects before Windows 10 2004: connect() also reads each
+// attempt's pending error at least this often.
+constexpr int connect_check_ms = 100;
+constexpr int tcp_no_delay = TCP_NODELAY;
+// Windows sets idle and interval (in ms); it fixes the probe count at 10.
+inline int keep_alive_native(SOCKET s, bool on, int idle, int interval, int) noexcept {
+    tcp_keepalive values{on ? 1u : 0u, static_cast<ULONG>(idle) * 1000u, static_cast<ULONG>(interval) * 1000u};
+    DWORD returned = 0;
+    if (::WSAIoctl(s, SIO_KEEPALIVE_VALS, &values, sizeof values, nullptr, 0, &returned, nullptr, nullptr) == 0) return 0;
+    return ::WSAGetLastError();
+}
+inline std::string scope_name(unsigned long index) { return std::to_string(index); } // if_indextoname would need iphlpapi
 inline int peer_ids(SOCKET, std::int64_t*, std::uint32_t*, std::uint32_t*) noexcept { return WSAEOPNOTSUPP; }
 // The console speaks UTF-16; reading and writing it as such keeps "Zoë" intact
 // whatever the console's code page. Both return false when not a console.
@@ -252,7 +265,11 @@ inline bool write_console(std::string_view utf8_text) {
 #include <cerrno>
 #include <fcntl.h>
 #include <netdb.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#ifndef __linux__
+#include <netinet/tcp.h> // on Linux it clashes with <linux/tcp.h>, which a program may want (tcp_info)
+#endif
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -390,6 +407,38 @@ inline int peer_ids(int s, std::int64_t* pid, std::uint32_t* uid, std::uint32_t*
 constexpr bool abstract_names = false;
 inline int peer_ids(int, std::int64_t*, std::uint32_t*, std::uint32_t*) noexcept { return ENOTSUP; }
 #endif
+constexpr int connect_check_ms = -1; // poll() reports a failed connect
+#ifdef __linux__
+// The kernel's option numbers (a stable ABI), as <netinet/tcp.h> is not included.
+constexpr int tcp_no_delay = 1, tcp_keep_idle = 4, tcp_keep_interval = 5, tcp_keep_count = 6;
+#else
+constexpr int tcp_no_delay = TCP_NODELAY;
+#if defined(TCP_KEEPIDLE)
+constexpr int tcp_keep_idle = TCP_KEEPIDLE;
+#elif defined(TCP_KEEPALIVE)
+constexpr int tcp_keep_idle = TCP_KEEPALIVE; // macOS's name for it
+#else
+constexpr int tcp_keep_idle = -1;
+#endif
+#ifdef TCP_KEEPINTVL
+constexpr int tcp_keep_interval = TCP_KEEPINTVL, tcp_keep_count = TCP_KEEPCNT;
+#else
+constexpr int tcp_keep_interval = -1, tcp_keep_count = -1;
+#endif
+#endif
+// -1: an option this OS lacks, left at its default.
+inline int keep_alive_native(int s, bool on, int idle, int interval, int count) noexcept {
+    const int flag = on ? 1 : 0;
+    if (::setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &flag, sizeof flag) != 0) return errno;
+    const int names[3] = {tcp_keep_idle, tcp_keep_interval, tcp_keep_count}, values[3] = {idle, interval, count};
+    for (int i = 0; on && i < 3; ++i)
+        if (names[i] >= 0 && ::setsockopt(s, IPPROTO_TCP, names[i], &values[i], sizeof values[i]) != 0) return errno;
+    return 0;
+}
+inline std::string scope_name(unsigned long index) {
+    char name[IF_NAMESIZE] = {};
+    return ::if_indextoname(static_cast<unsigned>(index), name) ? std::string(name) : std::to_string(index);
+}
 inline bool read_console(std::string&) { return false; }
 inline bool write_console(std::string_view) { return false; }
 } // namespace detail
@@ -580,6 +629,18 @@ void print(std::string_view text);                               // text + '\n',
 
 using Timeout = std::optional<std::chrono::milliseconds>;
 
+// TCP keep-alive probes: after `idle` without traffic, a probe every `interval`; after
+// `count` unanswered ones the OS drops the connection and the next call fails. The OS
+// default waits about two hours, which is why these are set with it. (Windows fixes count at 10.)
+struct KeepAlive {
+    std::chrono::seconds idle{60};
+    std::chrono::seconds interval{10};
+    int count = 6;
+};
+// Sets an option the library does not name on a socket before it binds or connects; set
+// ec to refuse the socket (its bind or connect attempt fails with ec).
+using SocketOptions = std::function<void(native_handle_type socket, std::error_code& ec)>;
+
 // Ends blocked calls from another thread or a signal handler: a Cancel button, a program
 // shutting down. Copies share one state, as std::stop_source's do; give one to many
 // sockets (set_canceller) or one to each. After cancel(), every blocked call of those
@@ -616,10 +677,13 @@ public:
     Client& operator=(Client&&) noexcept = default;
     ~Client() = default;
 
-    // Tries every address the host resolves to (IPv6 and IPv4) and keeps the first that
-    // answers; with a timeout, each address gets the whole timeout.
-    // Throws: ResolveError; TimeoutError; Error naming the last address's failure
-    // (ECONNREFUSED: is the server running?); Error (EISCONN) when already connected.
+    // Connects to the first address the host resolves to that answers, racing them as
+    // browsers do (Happy Eyeballs, RFC 8305): IPv6 and IPv4 alternate, each attempt starts
+    // set_connect_stagger() after the one before (or at once when the running ones have
+    // failed), the first to connect wins. The timeout bounds the whole call. Host "" is
+    // this machine ("localhost"), as in Python.
+    // Throws: ResolveError; TimeoutError; Error naming each address and its failure, its
+    // code() the most telling (ECONNREFUSED over ETIMEDOUT); Error (EISCONN) when connected.
     void connect(std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
     void connect(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
     // Connects to a Unix-domain socket (see Server::bind_unix for paths and abstract
@@ -727,6 +791,31 @@ public:
     // poll() per wait (the socket turns non-blocking) and no descriptor of its own; a
     // Client without one pays nothing. Kept until replaced, moved along with the Client.
     void set_canceller(Canceller canceller) noexcept;
+    // How long connect() waits on one address before it also tries the next: 250 ms by
+    // default (RFC 8305: long enough that a healthy first address wins, short enough that
+    // a dead one costs little); 0 tries one address at a time, in order. Negative is 0.
+    void set_connect_stagger(std::chrono::milliseconds stagger) noexcept;
+
+    // Socket options. Set before connect(), an option applies to every socket connect()
+    // tries; set on a connected Client, to it at once (and to a later connect). Each throws
+    // Error with the OS's refusal. setsockopt() on native_handle() reads them back.
+    void set_no_delay(bool on) GREET_SOCKET_THROWS; // TCP_NODELAY: small sends go at once (no Nagle)
+    void set_no_delay(bool on, std::error_code& ec) noexcept;
+    void set_keep_alive(std::optional<KeepAlive> settings) GREET_SOCKET_THROWS; // nullopt: off
+    void set_keep_alive(std::optional<KeepAlive> settings, std::error_code& ec) noexcept;
+    void set_send_buffer_size(int bytes) GREET_SOCKET_THROWS; // SO_SNDBUF (Linux doubles it)
+    void set_send_buffer_size(int bytes, std::error_code& ec) noexcept;
+    void set_receive_buffer_size(int bytes) GREET_SOCKET_THROWS; // SO_RCVBUF; before connect() to widen the TCP window
+    void set_receive_buffer_size(int bytes, std::error_code& ec) noexcept;
+    // SO_LINGER: close() waits up to this long for unsent bytes to go; zero drops them and
+    // resets the connection; nullopt (the default) lets the OS send them after close().
+    void set_linger(std::optional<std::chrono::seconds> linger) GREET_SOCKET_THROWS;
+    void set_linger(std::optional<std::chrono::seconds> linger, std::error_code& ec) noexcept;
+    // Any other option: setup runs on each socket a later connect() makes, before it
+    // connects (not on a connected one: use native_handle() there); the newest replaces
+    // the one before.
+    void set_socket_options(SocketOptions setup) GREET_SOCKET_THROWS;
+    void set_socket_options(SocketOptions setup, std::error_code& ec) noexcept;
 
     Address local_address() const GREET_SOCKET_THROWS; // Throws: Error when not connected.
     Address local_address(std::error_code& ec) const noexcept;
@@ -744,8 +833,11 @@ private:
     friend class Server;
     using Deadline = std::chrono::steady_clock::time_point;
     Client(detail::Socket socket, const sockaddr_storage& peer);
-    detail::Socket try_connect(const sockaddr_storage& address, const char* op, std::error_code& last, std::error_code& ec);
+    class Race;
+    void connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, Deadline until, std::error_code& ec);
     void use(detail::Socket connected, const sockaddr_storage& address);
+    bool apply_options(native_handle_type s, std::error_code& failure) const;
+    void set_option(int key, std::function<std::error_code(native_handle_type)> apply, const char* op, std::error_code& ec);
     std::size_t fill(Deadline until, const char* op, std::error_code& ec);
     std::string result_of(std::size_t n, const char* op, std::error_code& ec) const;
     std::string result_from(const char* bytes, std::size_t n, const char* op, std::error_code& ec);
@@ -758,6 +850,8 @@ private:
     detail::Transport io_;
     detail::Buffer buffer_;
     Address peer_;
+    std::chrono::milliseconds stagger_{250};
+    std::vector<std::pair<int, std::function<std::error_code(native_handle_type)>>> options_; // by kind, for each connect
 };
 
 // Options of Server::serve.
@@ -817,6 +911,15 @@ public:
     // accept() also ends when the canceller is cancelled, and serve() returns as after
     // stop(). Accepted Clients do not inherit it: give them the same one to end them too.
     void set_canceller(Canceller canceller) noexcept;
+    // Before bind(). true: an IPv6 listener on "" or "::" takes IPv4 clients too (as
+    // ::ffff:a.b.c.d, shown as a.b.c.d; a specific IPv6 address, such as ::1, is IPv6 only
+    // whatever this says); false: IPv6 only, and "" gets an IPv4 listener of its own.
+    // Unset (the default): "" is one dual-stack listener.
+    void set_dual_stack(bool on) noexcept { dual_stack_ = on; }
+    // Before bind(): setup runs on each listening socket before it binds; a refusal (ec
+    // set) fails the bind with it.
+    void set_socket_options(SocketOptions setup) noexcept { setup_ = std::move(setup); }
+    std::vector<native_handle_type> native_handles() const; // the listeners (one per address)
     // The real port after bind(host, 0). Throws: Error when not bound.
     Address local_address() const GREET_SOCKET_THROWS;
     Address local_address(std::error_code& ec) const noexcept;
@@ -855,7 +958,7 @@ private:
     using Deadline = std::chrono::steady_clock::time_point;
     std::vector<detail::Socket> bind_all(const std::vector<sockaddr_storage>& addresses, bool every_interface, std::uint16_t port,
                                          std::error_code& ec);
-    static detail::Socket bind_one(sockaddr_storage storage, bool every_interface, std::uint16_t port, std::error_code& last);
+    detail::Socket bind_one(sockaddr_storage storage, bool v6only, std::uint16_t port, std::error_code& last) const;
     bool bind_path(detail::Socket& s, const sockaddr_storage& address, std::error_code& ec);
     bool replace_stale(const sockaddr_storage& address, std::error_code& ec);
     void use_listeners(std::vector<detail::Socket> bound, const char* op, std::error_code& ec);
@@ -874,6 +977,8 @@ private:
     bool listening_ = false;
     std::shared_ptr<detail::CancelState> canceller_;
     detail::SocketFile file_; // bind_unix's
+    std::optional<bool> dual_stack_;
+    SocketOptions setup_;
 };
 
 } // namespace greet
@@ -1103,6 +1208,11 @@ inline std::string unix_text(std::string_view path) {
     if (!path.empty() && path[0] == '\0') return "@" + printable(path.substr(1));
     return printable(path);
 }
+// What a failure to open a Unix-domain socket means where the generic hint would mislead.
+inline std::string unix_note(std::error_code code) {
+    if (code != std::errc::address_family_not_supported) return {};
+    return "this system has no Unix-domain sockets (Windows has them from 10 version 1803; Wine 8 lacks them)";
+}
 // A Unix-domain address, checked before any system call: the OS would cut a long path
 // short or refuse it with a bare EINVAL.
 inline bool unix_address(std::string_view path, const char* op, sockaddr_storage& out, std::error_code& ec) {
@@ -1180,6 +1290,30 @@ inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_vi
     return out;
 }
 
+// RFC 8305 section 4: the families alternate, the resolver's first family first.
+inline std::vector<std::size_t> interleave(const std::vector<sockaddr_storage>& addresses) {
+    std::vector<std::size_t> first, other, order;
+    for (std::size_t i = 0; i < addresses.size(); ++i) (addresses[i].ss_family == addresses[0].ss_family ? first : other).push_back(i);
+    for (std::size_t i = 0; i < first.size() || i < other.size(); ++i) {
+        if (i < first.size()) order.push_back(first[i]);
+        if (i < other.size()) order.push_back(other[i]);
+    }
+    return order;
+}
+// Which failure tells most about why nobody answered: a refusal (a live host, no server)
+// over an unreachable network over anything else over silence.
+inline int telling(std::error_code code) noexcept {
+    if (!code) return 0;
+    if (code == std::errc::timed_out) return 1;
+    if (code == std::errc::connection_refused) return 4;
+    if (code == std::errc::network_unreachable || code == std::errc::host_unreachable) return 3;
+    return 2;
+}
+inline bool set_option(native_handle_type s, int level, int name, int value, std::error_code& err) noexcept {
+    if (::setsockopt(s, level, name, reinterpret_cast<const char*>(&value), sizeof value) == 0) return true;
+    return err = os_error(last_error()), false;
+}
+
 // Dotted decimal by hand: inet_ntop formats through sprintf, about 1,700 instructions.
 inline char* ipv4_text(const unsigned char* b, char* out) noexcept {
     for (int i = 0; i < 4; ++i) {
@@ -1211,6 +1345,7 @@ inline Address to_address(const sockaddr_storage& storage) {
             ipv4_text(b + 12, text);
         else
             ::inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
+        if (in6.sin6_scope_id != 0) return Address{std::string(text) + "%" + scope_name(in6.sin6_scope_id), port}; // fe80::1%eth0
     } else if (storage.ss_family == AF_INET) {
         const auto& in4 = reinterpret_cast<const sockaddr_in&>(storage);
         port = ntohs(in4.sin_port);
@@ -1960,43 +2095,145 @@ inline std::string_view Client::front_line(std::size_t taken, std::size_t max_by
 
 // --- Client: the calls
 
+// Happy Eyeballs (RFC 8305) inside a blocking connect: attempts on non-blocking sockets,
+// one poll() over all of them (and the canceller), no thread. An attempt starts when the
+// stagger since the last one has passed, or at once when none is running; every started
+// one runs until one connects (it wins; the Race closes the rest) or the deadline passes.
+class Client::Race {
+public:
+    Race(Client& client, const std::vector<sockaddr_storage>& addresses, const char* op)
+        : client_(client), addresses_(addresses), op_(op), order_(detail::interleave(addresses)), failures_(addresses.size()),
+          started_(addresses.size()) {}
+    // The winner (and its index in *winner), or none: every address failed (see report),
+    // or ec was set (a cancel, a failed poll).
+    detail::Socket run(detail::Clock::time_point until, std::size_t* winner, std::error_code& ec) {
+        const auto stagger = client_.stagger_;
+        auto next_start = detail::Clock::now();
+        for (;;) {
+            const auto now = detail::Clock::now();
+            if (now >= until && (next_ > 0 || !pending_.empty())) return time_out(), detail::Socket();
+            const bool more = next_ < order_.size();
+            if (more && (pending_.empty() || (stagger.count() > 0 && now >= next_start))) {
+                next_start = now + stagger;
+                if (start(order_[next_++])) return take(pending_.size() - 1, winner);
+                continue;
+            }
+            if (pending_.empty()) return {};
+            if (!wait(more && stagger.count() > 0 ? std::min(until, next_start) : until, ec)) return {};
+            for (std::size_t i = pending_.size(); i-- > 0;)
+                if (settle(i)) return take(i, winner);
+        }
+    }
+    // Why every address failed: its code, and in what words for several addresses.
+    std::error_code code() const {
+        std::error_code best;
+        for (std::size_t index : order_)
+            if (detail::telling(failures_[index]) > detail::telling(best)) best = failures_[index];
+        return best ? best : std::make_error_code(std::errc::timed_out);
+    }
+    std::string each() const {
+        std::string out;
+        for (std::size_t index : order_) {
+            const detail::ErrorInfo* info = detail::find_error_info(failures_[index]);
+            out.append(out.empty() ? "" : ", ").append(detail::to_address(addresses_[index]).to_string()).append(" ");
+            out.append(!started_[index] ? "not tried" : info ? info->name : failures_[index].message());
+        }
+        return out;
+    }
+
+private:
+    // Opens and starts one attempt: true when it connected at once (it is then last in
+    // pending_); a failure is recorded, a pending attempt kept.
+    bool start(std::size_t index) {
+        started_[index] = true;
+        std::error_code& failure = failures_[index];
+        detail::Socket s = detail::open_socket(addresses_[index].ss_family, SOCK_STREAM, failure);
+        if (failure || !client_.apply_options(s, failure)) return false;
+        // One address and nothing to wait for: one blocking connect, as raw code makes.
+        if (addresses_.size() > 1 || client_.io_.timeout || client_.io_.canceller) detail::set_blocking(s, false);
+        bool waiting = false;
+        const bool connected = detail::connect_to(s, addresses_[index], &waiting, failure);
+        if (connected || waiting) pending_.push_back({std::move(s), index});
+        return connected;
+    }
+    bool wait(detail::Clock::time_point until, std::error_code& ec) {
+        if (detail::connect_check_ms >= 0) until = std::min(until, detail::Clock::now() + std::chrono::milliseconds(detail::connect_check_ms));
+        fds_.assign(pending_.size() + 1, detail::pollfd_type{});
+        for (std::size_t i = 0; i < pending_.size(); ++i) fds_[i].fd = pending_[i].socket, fds_[i].events = POLLOUT;
+        const auto& canceller = client_.io_.canceller;
+        fds_.back().fd = canceller ? native_handle_type(canceller->wake) : detail::no_socket;
+        fds_.back().events = POLLIN;
+        std::error_code failed;
+        detail::wait_any(fds_.data(), pending_.size() + (canceller ? 1 : 0), until, failed);
+        if (failed && !client_.io_.cancelled()) return client_.io_.fail(ec, "poll", failed, "poll failed");
+        return client_.io_.check_cancelled(op_, ec);
+    }
+    // Attempt i: true when it connected; a failure is recorded and the attempt dropped.
+    bool settle(std::size_t i) {
+        const std::error_code result = detail::connect_result(pending_[i].socket);
+        if (!result) return fds_[i].revents != 0; // the pending error is read even without an event (Windows)
+        failures_[pending_[i].index] = result;
+        pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+        return false;
+    }
+    void time_out() {
+        for (const Attempt& attempt : pending_) failures_[attempt.index] = std::make_error_code(std::errc::timed_out);
+        pending_.clear();
+    }
+    detail::Socket take(std::size_t i, std::size_t* winner) {
+        *winner = pending_[i].index;
+        return std::move(pending_[i].socket);
+    }
+    struct Attempt {
+        detail::Socket socket;
+        std::size_t index;
+    };
+    Client& client_;
+    const std::vector<sockaddr_storage>& addresses_;
+    const char* op_;
+    std::vector<std::size_t> order_;
+    std::vector<std::error_code> failures_;
+    std::vector<bool> started_;
+    std::vector<Attempt> pending_;
+    std::vector<detail::pollfd_type> fds_;
+    std::size_t next_ = 0;
+};
+
 inline void Client::connect(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
     detail::guarded(ec, "connect", [&] {
         ec.clear();
+        if (host.empty()) host = "localhost"; // as Python's connect(("", port)): this machine
         if (is_open()) return (void)detail::fail(ec, "connect", detail::endpoint_text(host, port), std::make_error_code(std::errc::already_connected));
         io_.endpoint = detail::endpoint_text(host, port);
         if (!io_.check_cancelled("connect", ec)) return;
         const std::vector<sockaddr_storage> addresses = detail::resolve("connect", io_.endpoint, host, port, ec);
-        std::error_code last;
-        for (const sockaddr_storage& address : addresses) {
-            detail::Socket candidate = try_connect(address, "connect", last, ec);
-            if (ec) return; // cancelled: the candidate closes, this Client stays unconnected
-            if (candidate != detail::no_socket) return use(std::move(candidate), address);
-        }
-        if (addresses.empty()) return;
-        if (last == std::errc::timed_out)
-            return (void)io_.fail_timeout(ec, "connect", "no address answered; is the address right, and is the server calling accept()?");
-        io_.fail(ec, "connect", last);
+        if (!ec) connect_any(addresses, "connect", io_.deadline(), ec);
     });
 }
-// One address: the connected socket, or none with the reason in last (ec only for a cancel
-// or a failed poll). With a timeout or a canceller, a non-blocking connect + poll, so that
-// either ends connect too; without, a plain blocking connect (one system call). An
-// interrupted connect carries on either way. The socket is left as apply_timeout() would.
-inline detail::Socket Client::try_connect(const sockaddr_storage& address, const char* op, std::error_code& last, std::error_code& ec) {
-    detail::Socket candidate = detail::open_socket(address.ss_family, SOCK_STREAM, last);
-    if (candidate == detail::no_socket) return {};
-    if (io_.timeout || io_.canceller) detail::set_blocking(candidate, false);
-    bool pending = false;
-    if (detail::connect_to(candidate, address, &pending, last)) return candidate;
-    if (!pending) return {};
-    const bool ready = io_.wait_on(candidate, POLLOUT, io_.deadline(), ec);
-    if (ec || !io_.check_cancelled(op, ec)) return {};
-    if (!ready) return last = std::make_error_code(std::errc::timed_out), detail::Socket();
-    last = detail::connect_result(candidate);
-    return last ? detail::Socket() : std::move(candidate);
+// Races the addresses; on failure the error names each address's failure when there
+// were several, and its code is the most telling of them.
+inline void Client::connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, Deadline until, std::error_code& ec) {
+    Race race(*this, addresses, op);
+    std::size_t winner = 0;
+    detail::Socket connected = race.run(until, &winner, ec);
+    if (ec) return; // cancelled: every attempt closes, this Client stays unconnected
+    if (connected != detail::no_socket) {
+        const bool blocking = addresses.size() == 1 && !io_.timeout && !io_.canceller;
+        use(std::move(connected), addresses[winner]);
+        if (!blocking) io_.apply_timeout();
+        return;
+    }
+    const std::error_code code = race.code();
+    const char* hint = std::strcmp(op, "connect") == 0 ? "no address answered; is the address right, and is the server calling accept()?"
+                                                        : "is the server calling accept()?";
+    if (addresses.size() > 1) {
+        const std::string where = io_.endpoint + ": " + race.each();
+        if (code != std::errc::timed_out) return (void)detail::fail(ec, op, where, code);
+        return (void)detail::fail(ec, op, where, code, "gave up after " + detail::ms_text(io_.timeout) + "; " + hint);
+    }
+    if (code == std::errc::timed_out) return (void)io_.fail_timeout(ec, op, hint);
+    io_.fail(ec, op, code, addresses[0].ss_family == AF_UNIX ? detail::unix_note(code) : std::string());
 }
-
 inline void Client::use(detail::Socket connected, const sockaddr_storage& address) {
     peer_ = detail::to_address(address);
     io_.adopt(std::move(connected));
@@ -2015,13 +2252,18 @@ inline void Client::connect_unix(std::string_view path, std::error_code& ec) noe
         sockaddr_storage address{};
         if (!detail::unix_address(path, "connect_unix", address, ec)) return;
         io_.endpoint = where;
-        if (!io_.check_cancelled("connect_unix", ec)) return;
-        std::error_code last;
-        detail::Socket connected = try_connect(address, "connect_unix", last, ec);
-        if (ec) return;
-        if (connected != detail::no_socket) return use(std::move(connected), address);
-        if (last == std::errc::timed_out) return (void)io_.fail_timeout(ec, "connect_unix", "is the server calling accept()?");
-        io_.fail(ec, "connect_unix", last);
+        const auto until = io_.deadline();
+        // A full backlog fails a non-blocking connect with EAGAIN and offers nothing to poll
+        // for: try again every 10 ms (a blocking connect waits in the kernel instead).
+        for (;;) {
+            if (!io_.check_cancelled("connect_unix", ec)) return;
+            connect_any({address}, "connect_unix", until, ec);
+            if (!detail::would_block(ec)) return;
+            if (detail::Clock::now() >= until) return (void)io_.fail_timeout(ec, "connect_unix", "the server's queue of connections stayed full");
+            std::error_code ignored; // a failed poll: the loop tries again
+            const auto canceller = io_.canceller ? native_handle_type(io_.canceller->wake) : detail::no_socket;
+            detail::wait(canceller, POLLIN, detail::no_socket, std::min(until, detail::Clock::now() + std::chrono::milliseconds(10)), ignored);
+        }
     });
 }
 
@@ -2228,6 +2470,90 @@ inline void Client::set_canceller(Canceller canceller) noexcept {
     io_.apply_timeout();
 }
 
+inline void Client::set_connect_stagger(std::chrono::milliseconds stagger) noexcept { stagger_ = std::max(stagger, std::chrono::milliseconds(0)); }
+
+// Runs every option set so far on a new socket: false with failure set when one fails.
+inline bool Client::apply_options(native_handle_type s, std::error_code& failure) const {
+    for (const auto& option : options_)
+        if ((failure = option.second(s))) return false;
+    return true;
+}
+// Keeps apply for later connects (one per kind: the newest wins) and runs it now if open.
+inline void Client::set_option(int key, std::function<std::error_code(native_handle_type)> apply, const char* op, std::error_code& ec) {
+    ec.clear();
+    if (is_open())
+        if (const std::error_code failed = apply(io_.socket)) return (void)io_.fail(ec, op, failed);
+    const auto same = [key](const auto& option) { return option.first == key; };
+    options_.erase(std::remove_if(options_.begin(), options_.end(), same), options_.end());
+    options_.emplace_back(key, std::move(apply));
+}
+inline void Client::set_no_delay(bool on, std::error_code& ec) noexcept {
+    detail::guarded(ec, "set_no_delay", [&] {
+        set_option(1, [on](native_handle_type s) {
+            std::error_code failed;
+            detail::set_option(s, IPPROTO_TCP, detail::tcp_no_delay, on ? 1 : 0, failed);
+            return failed;
+        }, "set_no_delay", ec);
+    });
+}
+inline void Client::set_keep_alive(std::optional<KeepAlive> settings, std::error_code& ec) noexcept {
+    detail::guarded(ec, "set_keep_alive", [&] {
+        const KeepAlive k = settings.value_or(KeepAlive{});
+        if (settings && (k.idle.count() < 1 || k.interval.count() < 1 || k.count < 1 || k.idle.count() > 32767 || k.interval.count() > 32767))
+            return (void)detail::fail_argument(ec, "set_keep_alive", "idle and interval must be 1 to 32767 seconds, count at least 1");
+        const int idle = static_cast<int>(k.idle.count()), interval = static_cast<int>(k.interval.count()), count = k.count;
+        set_option(2, [on = settings.has_value(), idle, interval, count](native_handle_type s) {
+            const int e = detail::keep_alive_native(s, on, idle, interval, count);
+            return e ? detail::os_error(e) : std::error_code();
+        }, "set_keep_alive", ec);
+    });
+}
+inline void Client::set_send_buffer_size(int bytes, std::error_code& ec) noexcept {
+    detail::guarded(ec, "set_send_buffer_size", [&] {
+        if (bytes < 1) return (void)detail::fail_argument(ec, "set_send_buffer_size", "the size must be at least 1 byte");
+        set_option(3, [bytes](native_handle_type s) {
+            std::error_code failed;
+            detail::set_option(s, SOL_SOCKET, SO_SNDBUF, bytes, failed);
+            return failed;
+        }, "set_send_buffer_size", ec);
+    });
+}
+inline void Client::set_receive_buffer_size(int bytes, std::error_code& ec) noexcept {
+    detail::guarded(ec, "set_receive_buffer_size", [&] {
+        if (bytes < 1) return (void)detail::fail_argument(ec, "set_receive_buffer_size", "the size must be at least 1 byte");
+        set_option(4, [bytes](native_handle_type s) {
+            std::error_code failed;
+            detail::set_option(s, SOL_SOCKET, SO_RCVBUF, bytes, failed);
+            return failed;
+        }, "set_receive_buffer_size", ec);
+    });
+}
+inline void Client::set_linger(std::optional<std::chrono::seconds> linger, std::error_code& ec) noexcept {
+    detail::guarded(ec, "set_linger", [&] {
+        if (linger && (linger->count() < 0 || linger->count() > 32767))
+            return (void)detail::fail_argument(ec, "set_linger", "the linger time must be 0 to 32767 seconds");
+        set_option(5, [linger](native_handle_type s) {
+            ::linger value{};
+            value.l_onoff = linger ? 1 : 0;
+            value.l_linger = static_cast<decltype(value.l_linger)>(linger.value_or(std::chrono::seconds(0)).count());
+            if (::setsockopt(s, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&value), sizeof value) == 0) return std::error_code();
+            return detail::os_error(detail::last_error());
+        }, "set_linger", ec);
+    });
+}
+inline void Client::set_socket_options(SocketOptions setup, std::error_code& ec) noexcept {
+    detail::guarded(ec, "set_socket_options", [&] {
+        ec.clear();
+        const auto same = [](const auto& option) { return option.first == 6; };
+        options_.erase(std::remove_if(options_.begin(), options_.end(), same), options_.end());
+        options_.emplace_back(6, [setup = std::move(setup)](native_handle_type s) { // a refusal fails that connect attempt
+            std::error_code refused;
+            if (setup) setup(s, refused);
+            return refused;
+        });
+    });
+}
+
 inline void Client::set_chaos(std::optional<std::uint64_t> seed) noexcept {
     io_.chaos_recv = seed ? detail::chaos_state(*seed) : 0;
     io_.chaos_send = detail::chaos_send_state(io_.chaos_recv);
@@ -2315,7 +2641,7 @@ inline void Server::bind_unix(std::string_view path, std::error_code& ec) noexce
         if (!detail::unix_address(path, "bind_unix", address, ec)) return;
         std::error_code failed;
         detail::Socket s = detail::open_socket(AF_UNIX, SOCK_STREAM, failed);
-        if (failed) return (void)detail::fail(ec, "bind_unix", endpoint_, failed);
+        if (failed) return (void)detail::fail(ec, "bind_unix", endpoint_, failed, detail::unix_note(failed));
         if (!bind_path(s, address, ec)) return;
         const std::string file(path[0] ? path : std::string_view());
         detail::SocketFile made(file, file.empty() ? 0 : detail::file_identity(file.c_str())); // removed if what follows fails
@@ -2369,15 +2695,16 @@ inline bool Server::replace_stale(const sockaddr_storage& address, std::error_co
 inline std::vector<detail::Socket> Server::bind_all(const std::vector<sockaddr_storage>& addresses, bool every_interface,
                                                     std::uint16_t port, std::error_code& ec) {
     std::error_code last = std::make_error_code(std::errc::address_not_available);
+    const bool dual = dual_stack_.value_or(every_interface);
     for (int attempt = 0; attempt < 16; ++attempt) {
         std::vector<detail::Socket> bound;
         std::uint16_t chosen = port; // the port every further address binds
         bool retry = false;
         for (sockaddr_storage storage : addresses) {
-            detail::Socket s = bind_one(storage, every_interface, chosen, last);
+            detail::Socket s = bind_one(storage, !dual, chosen, last);
             if (s != detail::no_socket) {
                 bound.push_back(std::move(s));
-                if (every_interface) break; // the dual-stack socket covers IPv4 too
+                if (every_interface && dual) break; // the dual-stack socket covers IPv4 too
                 if (chosen == 0) chosen = detail::socket_address(bound.back(), false, "bind", endpoint_, ec).port;
                 if (ec) return {};
                 continue;
@@ -2396,17 +2723,20 @@ inline std::vector<detail::Socket> Server::bind_all(const std::vector<sockaddr_s
     return {};
 }
 // A socket bound to storage's address at port; none, with the reason in last, on failure.
-inline detail::Socket Server::bind_one(sockaddr_storage storage, bool every_interface, std::uint16_t port, std::error_code& last) {
+inline detail::Socket Server::bind_one(sockaddr_storage storage, bool v6only, std::uint16_t port, std::error_code& last) const {
     const int family = storage.ss_family;
     if (family == AF_INET6) reinterpret_cast<sockaddr_in6&>(storage).sin6_port = htons(port);
     else reinterpret_cast<sockaddr_in&>(storage).sin_port = htons(port);
     detail::Socket s = detail::open_socket(family, SOCK_STREAM, last);
     if (s == detail::no_socket) return {};
     detail::prepare_listener(s);
-    if (family == AF_INET6) { // dual-stack only for "": an IPv6 address means IPv6
-        const int v6only = every_interface ? 0 : 1;
-        ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6only), sizeof v6only);
+    if (family == AF_INET6) { // where the OS refuses 0 (OpenBSD), IPv6 stays IPv6 only
+        const int flag = v6only ? 1 : 0;
+        ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&flag), sizeof flag);
     }
+    std::error_code refused;
+    if (setup_) setup_(s, refused);
+    if (refused) return last = refused, detail::Socket();
     if (!detail::bind_to(s, storage, last)) return {};
     detail::set_blocking(s, false); // accept() polls, unless apply_timeout() says otherwise
     return s;
@@ -2508,6 +2838,10 @@ inline bool Server::cancelled() const noexcept { return canceller_ && canceller_
 inline void Server::set_canceller(Canceller canceller) noexcept {
     canceller_ = std::move(canceller.state_);
     apply_timeout();
+}
+
+inline std::vector<native_handle_type> Server::native_handles() const {
+    return std::vector<native_handle_type>(listeners_.begin(), listeners_.end());
 }
 
 inline void Server::stop() noexcept {
@@ -2771,6 +3105,12 @@ inline Client::Client(std::string_view host, std::uint16_t port) { connect(host,
 inline void Client::connect(std::string_view host, std::uint16_t port) {
     detail::checked([&](std::error_code& ec) { connect(host, port, ec); });
 }
+inline void Client::set_socket_options(SocketOptions setup) { detail::checked([&](std::error_code& ec) { set_socket_options(std::move(setup), ec); }); }
+inline void Client::set_no_delay(bool on) { detail::checked([&](std::error_code& ec) { set_no_delay(on, ec); }); }
+inline void Client::set_keep_alive(std::optional<KeepAlive> settings) { detail::checked([&](std::error_code& ec) { set_keep_alive(settings, ec); }); }
+inline void Client::set_send_buffer_size(int bytes) { detail::checked([&](std::error_code& ec) { set_send_buffer_size(bytes, ec); }); }
+inline void Client::set_receive_buffer_size(int bytes) { detail::checked([&](std::error_code& ec) { set_receive_buffer_size(bytes, ec); }); }
+inline void Client::set_linger(std::optional<std::chrono::seconds> linger) { detail::checked([&](std::error_code& ec) { set_linger(linger, ec); }); }
 inline void Client::connect_unix(std::string_view path) { detail::checked([&](std::error_code& ec) { connect_unix(path, ec); }); }
 inline Credentials Client::peer_credentials() const { return detail::checked([&](std::error_code& ec) { return peer_credentials(ec); }); }
 inline std::size_t Client::send(std::string_view bytes) { return detail::checked([&](std::error_code& ec) { return send(bytes, ec); }); }
