@@ -55,7 +55,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+#ifdef __linux__ // the races are timed on Linux only
 double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
+#endif
 
 // An int option as getsockopt reads it back; -1 when getsockopt fails (no option read here is -1).
 int int_option(greet::native_handle_type s, int level, int name) {
@@ -86,6 +88,7 @@ bool set_int_option(greet::native_handle_type s, int level, int name, int value)
     return ::setsockopt(s, level, name, reinterpret_cast<const char*>(&value), sizeof value) == 0;
 }
 
+#ifdef __linux__
 // The std::errc a code stands for, by name, for reports that cross a process boundary.
 std::string errc_name(std::error_code ec) {
     if (!ec) return "none";
@@ -96,6 +99,7 @@ std::string errc_name(std::error_code ec) {
     if (ec == std::errc::invalid_argument) return "invalid_argument";
     return "other: " + ec.message();
 }
+#endif
 
 } // namespace
 
