@@ -1,4 +1,4 @@
-// greet_socket.hpp - blocking TCP sockets for C++17 in one header, no dependencies.
+// greet_socket.hpp - blocking TCP, UDP and Unix-domain sockets for C++17 in one header, no dependencies.
 //
 // A server and a client in a few lines, with the sharp edges of BSD sockets and
 // Winsock filed off: every byte sent, none lost, text that stays UTF-8, timeouts,
@@ -26,7 +26,7 @@
 //         noexcept twin taking std::error_code& last, which -fno-exceptions builds keep
 //         (greet::last_error_message() gives the text). greet::Canceller ends blocked calls.
 // Local:  Server::bind_unix(path) and Client::connect_unix(path): Unix-domain sockets,
-//         with everything else unchanged.
+//         with everything else unchanged. UDP: greet::UdpSocket (bind, send_to, recv_from).
 // License: MIT (see the end of this file). Version history: 1.0.0 first release.
 
 #ifndef GREET_SOCKET_HPP
