@@ -3387,7 +3387,9 @@ inline std::size_t UdpSocket::send_to(std::string_view bytes, std::string_view h
 }
 inline std::size_t UdpSocket::send_to(std::string_view bytes, const Address& to, std::error_code& ec) noexcept {
     if (to.unix_domain)
-        return detail::guarded(ec, "send_to", [&] { return io_.fail(ec, "send_to", std::make_error_code(std::errc::invalid_argument), "not an IP address"), 0; });
+        return detail::guarded(ec, "send_to", [&]() -> std::size_t {
+            return io_.fail(ec, "send_to", std::make_error_code(std::errc::invalid_argument), "not an IP address"), 0;
+        });
     return send_to(bytes, to.host, to.port, ec);
 }
 template <class Text, class>
@@ -3420,8 +3422,8 @@ inline std::string UdpSocket::recv_datagram(std::size_t max_bytes, sockaddr_stor
             out.resize(std::min(static_cast<std::size_t>(got), room));
             if (!cut) return out;
             const std::string size = static_cast<std::size_t>(got) > room ? "a datagram of " + std::to_string(got) + " bytes" : std::string("a datagram");
-            io_.fail(ec, op, std::make_error_code(std::errc::message_size),
-                     size + ", more than max_bytes " + std::to_string(max_bytes) + "; the OS dropped the rest of it");
+            detail::fail(ec, op, from ? detail::to_address(*from).to_string() : io_.endpoint, std::make_error_code(std::errc::message_size),
+                         size + ", more than max_bytes " + std::to_string(max_bytes) + "; the OS dropped the rest of it");
             return out;
         }
         if (!io_.check_cancelled(op, ec)) return {};
