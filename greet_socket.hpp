@@ -1124,6 +1124,7 @@ private:
     detail::Transport io_; // the socket, its timeout and canceller (chaos mode does not split datagrams)
     Address peer_;
     bool connected_ = false, broadcast_ = false;
+    bool ipv6_only_ = false; // an IPv6 socket that cannot reach IPv4 (IPV6_V6ONLY, or bound to an IPv6 address)
     int family_ = AF_UNSPEC;
     std::optional<bool> dual_stack_;
 };
@@ -3263,6 +3264,7 @@ inline bool UdpSocket::open(int family, bool dual, const char* op, std::error_co
     detail::prepare_datagram(s);
     io_.socket = std::move(s);
     family_ = family;
+    ipv6_only_ = family == AF_INET6 && !dual;
     io_.apply_timeout();
     return true;
 }
@@ -3273,6 +3275,9 @@ inline bool UdpSocket::target(std::string_view host, std::uint16_t port, const c
     const std::vector<sockaddr_storage> addresses = detail::resolve(op, where, host, port, ec);
     if (ec) return false;
     to = detail::ipv4_first(addresses);
+    const auto ipv6 = [](const sockaddr_storage& address) { return address.ss_family == AF_INET6; };
+    const auto first_ipv6 = std::find_if(addresses.begin(), addresses.end(), ipv6);
+    if (ipv6_only_ && first_ipv6 != addresses.end()) to = *first_ipv6; // an IPv6-only socket takes the name's IPv6 address
     if (!is_open()) {
         if (io_.endpoint.empty()) io_.endpoint = where;
         const bool dual = dual_stack_.value_or(true);
@@ -3283,7 +3288,7 @@ inline bool UdpSocket::target(std::string_view host, std::uint16_t port, const c
 // An IPv4 address goes to a dual-stack socket as ::ffff:a.b.c.d, and back.
 inline bool UdpSocket::fit(sockaddr_storage& to, const char* op, std::string_view where, std::error_code& ec) const {
     if (to.ss_family == family_) return true;
-    if (family_ == AF_INET6 && to.ss_family == AF_INET) {
+    if (family_ == AF_INET6 && to.ss_family == AF_INET && !ipv6_only_) {
         const sockaddr_in in4 = reinterpret_cast<const sockaddr_in&>(to);
         auto& in6 = reinterpret_cast<sockaddr_in6&>(to);
         in6 = sockaddr_in6{};
@@ -3305,7 +3310,7 @@ inline bool UdpSocket::fit(sockaddr_storage& to, const char* op, std::string_vie
     }
     return fail(ec, op, where, std::make_error_code(std::errc::address_family_not_supported),
                     family_ == AF_INET ? "this socket is IPv4; bind an IPv6 address (or \"\") to reach IPv6 peers"
-                                       : "this socket is IPv6 only; see set_dual_stack");
+                                       : "this socket is IPv6 only (bound to an IPv6 address, or see set_dual_stack)");
 }
 
 inline void UdpSocket::bind(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
@@ -3331,6 +3336,9 @@ inline void UdpSocket::bind(std::string_view host, std::uint16_t port, std::erro
             return;
         if (family_ != address.ss_family) (address = addresses[1]), reinterpret_cast<sockaddr_in&>(address).sin_port = htons(port);
         if (!detail::bind_to(io_.socket, address, failed)) return (void)(io_.close(), io_.fail(ec, "bind", failed));
+        // An IPv6 address other than "::" sends from that address: IPv4 peers are out of reach.
+        static const in6_addr any{};
+        if (family_ == AF_INET6 && std::memcmp(&reinterpret_cast<const sockaddr_in6&>(address).sin6_addr, &any, sizeof any) != 0) ipv6_only_ = true;
         const Address here = detail::socket_address(io_.socket, false, "bind", io_.endpoint, ec);
         if (!ec) io_.endpoint = detail::endpoint_text(host, here.port);
     });
@@ -3530,7 +3538,7 @@ inline Address UdpSocket::peer_address(std::error_code& ec) const noexcept {
 }
 inline void UdpSocket::close() noexcept {
     io_.close();
-    connected_ = false;
+    connected_ = ipv6_only_ = false;
     family_ = AF_UNSPEC;
 }
 
