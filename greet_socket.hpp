@@ -1,4 +1,4 @@
-// greet_socket.hpp - blocking TCP sockets for C++17 in one header, no dependencies.
+// greet_socket.hpp - blocking TCP, UDP and Unix-domain sockets for C++17 in one header, no dependencies.
 //
 // A server and a client in a few lines, with the sharp edges of BSD sockets and
 // Winsock filed off: every byte sent, none lost, text that stays UTF-8, timeouts,
@@ -26,7 +26,7 @@
 //         noexcept twin taking std::error_code& last, which -fno-exceptions builds keep
 //         (greet::last_error_message() gives the text). greet::Canceller ends blocked calls.
 // Local:  Server::bind_unix(path) and Client::connect_unix(path): Unix-domain sockets,
-//         with everything else unchanged.
+//         with everything else unchanged. UDP: greet::UdpSocket (bind, send_to, recv_from).
 // License: MIT (see the end of this file). Version history: 1.0.0 first release.
 
 #ifndef GREET_SOCKET_HPP
@@ -231,6 +231,22 @@ inline int keep_alive_native(SOCKET s, bool on, int idle, int interval, int) noe
     return ::WSAGetLastError();
 }
 inline std::string scope_name(unsigned long index) { return std::to_string(index); } // if_indextoname would need iphlpapi
+inline unsigned interface_index(const char* name) noexcept { return static_cast<unsigned>(std::strtoul(name, nullptr, 10)); } // a number here
+// A "port unreachable" answer to an old datagram must not fail a later recvfrom with
+// WSAECONNRESET (SIO_UDP_CONNRESET off, as Go does).
+inline void prepare_datagram(SOCKET s) noexcept {
+    BOOL report = FALSE;
+    DWORD returned = 0;
+    ::WSAIoctl(s, _WSAIOW(IOC_VENDOR, 12), &report, sizeof report, nullptr, 0, &returned, nullptr, nullptr);
+}
+// One datagram into [into, into + n): its size, with *cut set when it was longer (Windows
+// fills the buffer and says WSAEMSGSIZE, without the real size).
+inline long recv_datagram_native(SOCKET s, char* into, std::size_t n, sockaddr_storage* from, bool* cut) noexcept {
+    int length = sizeof(sockaddr_storage);
+    const int got = ::recvfrom(s, into, static_cast<int>(n), 0, reinterpret_cast<sockaddr*>(from), from ? &length : nullptr);
+    *cut = got < 0 && ::WSAGetLastError() == WSAEMSGSIZE;
+    return *cut ? static_cast<long>(n) : got;
+}
 inline int peer_ids(SOCKET, std::int64_t*, std::uint32_t*, std::uint32_t*) noexcept { return WSAEOPNOTSUPP; }
 // The console speaks UTF-16; reading and writing it as such keeps "Zoë" intact
 // whatever the console's code page. Both return false when not a console.
@@ -439,6 +455,25 @@ inline std::string scope_name(unsigned long index) {
     char name[IF_NAMESIZE] = {};
     return ::if_indextoname(static_cast<unsigned>(index), name) ? std::string(name) : std::to_string(index);
 }
+inline unsigned interface_index(const char* name) noexcept { return ::if_nametoindex(name); }
+inline void prepare_datagram(int) noexcept {}
+// One datagram into [into, into + n): its size (the real one on Linux, which MSG_TRUNC
+// asks for), with *cut set when it was longer.
+inline long recv_datagram_native(int s, char* into, std::size_t n, sockaddr_storage* from, bool* cut) noexcept {
+    iovec piece{into, n};
+    msghdr message{};
+    message.msg_name = from;
+    message.msg_namelen = from ? sizeof(sockaddr_storage) : 0;
+    message.msg_iov = &piece;
+    message.msg_iovlen = 1;
+#ifdef __linux__
+    const long got = static_cast<long>(::recvmsg(s, &message, MSG_TRUNC));
+#else
+    const long got = static_cast<long>(::recvmsg(s, &message, 0));
+#endif
+    *cut = got >= 0 && (message.msg_flags & MSG_TRUNC);
+    return got;
+}
 inline bool read_console(std::string&) { return false; }
 inline bool write_console(std::string_view) { return false; }
 } // namespace detail
@@ -495,6 +530,14 @@ private:
     std::string path_;
     std::uint64_t identity_ = 0;
 };
+// Text that goes out as UTF-8: UTF-16, UTF-32 and wide strings (and C++20's u8).
+template <class T>
+using if_text = std::enable_if_t<std::is_convertible_v<const T&, std::u16string_view> || std::is_convertible_v<const T&, std::u32string_view> ||
+                                 std::is_convertible_v<const T&, std::wstring_view>
+#if defined(__cpp_char8_t)
+                                 || std::is_convertible_v<const T&, std::u8string_view>
+#endif
+                                 >;
 struct CancelState; // a Canceller's, shared by its copies and the sockets given it
 struct CutOff;      // Server::serve's hold on one of its connections
 // A connection's way to the OS and everything a wait depends on: the socket, its
@@ -661,6 +704,7 @@ public:
 private:
     friend class Client;
     friend class Server;
+    friend class UdpSocket;
     std::shared_ptr<detail::CancelState> state_;
 };
 
@@ -979,6 +1023,110 @@ private:
     detail::SocketFile file_; // bind_unix's
     std::optional<bool> dual_stack_;
     SocketOptions setup_;
+};
+
+// A UDP socket: datagrams, each delivered whole or not at all, maybe out of order, maybe
+// lost (UDP never resends: wait with a timeout and send again). Move-only; closes on
+// destruction. bind() to receive on a known port; connect() to talk to one peer (the OS
+// then drops datagrams from anyone else); or just send_to(), which opens the socket
+// (dual-stack IPv6 where there is IPv6, so it reaches IPv4 and IPv6 peers) on a port the
+// OS picks. A name with both IPv4 and IPv6 addresses means its IPv4 one, as Python's
+// default socket does: one UDP socket has one address, and "localhost" peers are most
+// often IPv4. Each call that can fail is followed by its error-code twin.
+class UdpSocket {
+public:
+    // The most one datagram holds: 65,535 bytes less the IPv4 (20) and UDP (8) headers.
+    static constexpr std::size_t max_datagram = 65507;
+
+    UdpSocket() = default; // opened by bind, connect or the first send_to
+    UdpSocket(UdpSocket&&) noexcept = default;
+    UdpSocket& operator=(UdpSocket&&) noexcept = default;
+    ~UdpSocket() = default;
+
+    // host "" is every interface; port 0 lets the OS pick (local_address() tells).
+    // Throws: ResolveError; Error (EADDRINUSE; EACCES; EINVAL when already bound).
+    void bind(std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
+    void bind(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
+    // The peer of send() and recv(). Throws: ResolveError; Error.
+    void connect(std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
+    void connect(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
+
+    // Sends one datagram, all of it, and returns its size. Throws: Error (EMSGSIZE above
+    // max_datagram, before any system call; ENOTCONN: send() needs connect(); ECONNREFUSED:
+    // an earlier datagram to the connected peer found no program there); TimeoutError;
+    // ResolveError (a host name).
+    std::size_t send(std::string_view bytes) GREET_SOCKET_THROWS;
+    std::size_t send(std::string_view bytes, std::error_code& ec) noexcept;
+    std::size_t send_to(std::string_view bytes, const Address& to) GREET_SOCKET_THROWS;
+    std::size_t send_to(std::string_view bytes, const Address& to, std::error_code& ec) noexcept;
+    std::size_t send_to(std::string_view bytes, std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
+    std::size_t send_to(std::string_view bytes, std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
+    // Text (u"...", U"...", L"...", u8"...") goes as UTF-8. Throws: also Utf8Error, before anything is sent.
+    template <class Text, class = detail::if_text<Text>>
+    std::size_t send_to(const Text& text, const Address& to) GREET_SOCKET_THROWS;
+    template <class Text, class = detail::if_text<Text>>
+    std::size_t send_to(const Text& text, const Address& to, std::error_code& ec) noexcept;
+    template <class Text, class = detail::if_text<Text>>
+    std::size_t send_to(const Text& text, std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
+    template <class Text, class = detail::if_text<Text>>
+    std::size_t send_to(const Text& text, std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
+
+    // The next datagram (recv: from the connected peer). One longer than max_bytes is
+    // never silently cut: Error (EMSGSIZE) with its real size where the OS tells it (Linux);
+    // its tail is gone, as UDP drops it; the twin returns the first max_bytes with ec set.
+    // Throws: TimeoutError; Error (ECONNREFUSED after a datagram to a connected peer found
+    // no program; the next datagram may still arrive).
+    std::string recv(std::size_t max_bytes) GREET_SOCKET_THROWS;
+    std::string recv(std::size_t max_bytes, std::error_code& ec) noexcept;
+    std::pair<std::string, Address> recv_from(std::size_t max_bytes) GREET_SOCKET_THROWS;
+    std::pair<std::string, Address> recv_from(std::size_t max_bytes, std::error_code& ec) noexcept;
+    // recv_from, but the datagram must be valid UTF-8. Throws: also Utf8Error naming the
+    // offset of the first bad byte (the datagram is consumed either way).
+    std::pair<std::string, Address> recv_text_from(std::size_t max_bytes) GREET_SOCKET_THROWS;
+    std::pair<std::string, Address> recv_text_from(std::size_t max_bytes, std::error_code& ec) noexcept;
+
+    // Every send and receive waits at most this long; nullopt (the default) for ever.
+    void set_timeout(Timeout timeout) GREET_SOCKET_THROWS;
+    void set_timeout(Timeout timeout, std::error_code& ec) noexcept;
+    Timeout timeout() const noexcept { return io_.timeout; }
+    void set_canceller(Canceller canceller) noexcept; // as Client's
+    // SO_BROADCAST: send_to("255.255.255.255" or a subnet's broadcast address) is allowed.
+    void set_broadcast(bool on) GREET_SOCKET_THROWS;
+    void set_broadcast(bool on, std::error_code& ec) noexcept;
+    // Multicast: receive a group's datagrams on one interface: for an IPv4 group the
+    // interface's address ("127.0.0.1"), for IPv6 its name ("lo", "eth0"); "" lets the
+    // OS choose. Bind the group's port first. Throws: Error (EINVAL: not a multicast group).
+    void join_group(std::string_view group, std::string_view interface = {}) GREET_SOCKET_THROWS;
+    void join_group(std::string_view group, std::string_view interface, std::error_code& ec) noexcept;
+    void leave_group(std::string_view group, std::string_view interface = {}) GREET_SOCKET_THROWS;
+    void leave_group(std::string_view group, std::string_view interface, std::error_code& ec) noexcept;
+    // Before the socket opens: true lets an IPv6 socket take IPv4 too, false makes it IPv6
+    // only. Unset (the default): "" and an unbound socket are dual-stack, an IPv6 address is not.
+    void set_dual_stack(bool on) noexcept { dual_stack_ = on; }
+
+    Address local_address() const GREET_SOCKET_THROWS; // Throws: Error when not open.
+    Address local_address(std::error_code& ec) const noexcept;
+    Address peer_address() const GREET_SOCKET_THROWS; // Throws: Error (ENOTCONN) before connect().
+    Address peer_address(std::error_code& ec) const noexcept;
+    void close() noexcept;
+    bool is_open() const noexcept { return io_.is_open(); }
+    native_handle_type native_handle() const noexcept { return io_.socket; }
+
+private:
+    bool open(int family, bool dual, const char* op, std::error_code& ec);
+    bool target(std::string_view host, std::uint16_t port, const char* op, sockaddr_storage& to, std::error_code& ec);
+    bool fit(sockaddr_storage& to, const char* op, std::string_view where, std::error_code& ec) const;
+    std::size_t send_datagram(std::string_view bytes, const sockaddr_storage* to, const char* op, std::string_view where, std::error_code& ec);
+    bool fail(std::error_code& ec, const char* op, std::string_view where, std::error_code code, std::string_view note = {}) const;
+    std::string recv_datagram(std::size_t max_bytes, sockaddr_storage* from, const char* op, std::error_code& ec);
+    void membership(bool join, std::string_view group, std::string_view interface, const char* op, std::error_code& ec);
+
+    detail::Transport io_; // the socket, its timeout and canceller (chaos mode does not split datagrams)
+    Address peer_;
+    bool connected_ = false, broadcast_ = false;
+    bool ipv6_only_ = false; // an IPv6 socket that cannot reach IPv4 (IPV6_V6ONLY, or bound to an IPv6 address)
+    int family_ = AF_UNSPEC;
+    std::optional<bool> dual_stack_;
 };
 
 } // namespace greet
@@ -1501,6 +1649,19 @@ inline long send_some(native_handle_type s, std::string_view a, std::string_view
     for (;;) {
         const long sent = send_two(s, a.data(), a.size(), b.data(), b.size());
         if (sent >= 0 || !retry(err)) return sent;
+    }
+}
+inline long recv_datagram(native_handle_type s, char* into, std::size_t n, sockaddr_storage* from, bool* cut, std::error_code& err) noexcept {
+    for (;;) {
+        const long got = recv_datagram_native(s, into, n, from, cut);
+        if (got >= 0 || !retry(err)) return got;
+    }
+}
+inline long send_datagram(native_handle_type s, std::string_view bytes, const sockaddr_storage* to, std::error_code& err) noexcept {
+    const sockaddr* address = reinterpret_cast<const sockaddr*>(to);
+    for (;;) {
+        const auto sent = ::sendto(s, bytes.data(), static_cast<io_size>(bytes.size()), send_flags, address, to ? sockaddr_length(*to) : 0);
+        if (sent >= 0 || !retry(err)) return static_cast<long>(sent);
     }
 }
 // Waits until one of fds is ready or the deadline passes: false on time-out, or with err
@@ -3062,6 +3223,325 @@ inline Address Server::local_address(std::error_code& ec) const noexcept {
     });
 }
 
+// --- UdpSocket
+
+namespace detail {
+inline std::string as_utf8(std::u16string_view text, std::error_code& ec) noexcept { return utf8::encode(text, ec); }
+inline std::string as_utf8(std::u32string_view text, std::error_code& ec) noexcept { return utf8::encode(text, ec); }
+inline std::string as_utf8(std::wstring_view text, std::error_code& ec) noexcept { return utf8::encode(text, ec); }
+#if defined(__cpp_char8_t)
+inline std::string as_utf8(std::u8string_view text, std::error_code&) { return std::string(reinterpret_cast<const char*>(text.data()), text.size()); }
+#endif
+// The first IPv4 address, else the first: one UDP socket has one address (see UdpSocket).
+inline const sockaddr_storage& ipv4_first(const std::vector<sockaddr_storage>& addresses) {
+    for (const sockaddr_storage& address : addresses)
+        if (address.ss_family == AF_INET) return address;
+    return addresses.front();
+}
+inline bool is_mapped(const sockaddr_in6& in6) noexcept {
+    static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::memcmp(&in6.sin6_addr, prefix, sizeof prefix) == 0;
+}
+} // namespace detail
+
+// Names where a datagram went (send_to) or this socket (the rest).
+inline bool UdpSocket::fail(std::error_code& ec, const char* op, std::string_view where, std::error_code code, std::string_view note) const {
+    if (code == std::errc::connection_refused)
+        note = "no program received an earlier datagram there (the OS learnt it from an ICMP answer); the next one may still arrive";
+    return detail::fail(ec, op, where, code, note);
+}
+// Opens the socket: dual-stack or not for IPv6, broadcast as set, blocking as the timeout
+// and canceller say.
+inline bool UdpSocket::open(int family, bool dual, const char* op, std::error_code& ec) {
+    std::error_code failed;
+    detail::Socket s = detail::open_socket(family, SOCK_DGRAM, failed);
+    if (failed) return io_.fail(ec, op, failed);
+    if (family == AF_INET6) {
+        const int flag = dual ? 0 : 1;
+        ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&flag), sizeof flag);
+    }
+    if (broadcast_ && !detail::set_option(s, SOL_SOCKET, SO_BROADCAST, 1, failed)) return io_.fail(ec, op, failed);
+    detail::prepare_datagram(s);
+    io_.socket = std::move(s);
+    family_ = family;
+    ipv6_only_ = family == AF_INET6 && !dual;
+    io_.apply_timeout();
+    return true;
+}
+// Where host:port is, in this socket's family; opens the socket (dual-stack where it can)
+// if it is not open yet.
+inline bool UdpSocket::target(std::string_view host, std::uint16_t port, const char* op, sockaddr_storage& to, std::error_code& ec) {
+    const std::string where = detail::endpoint_text(host, port);
+    const std::vector<sockaddr_storage> addresses = detail::resolve(op, where, host, port, ec);
+    if (ec) return false;
+    to = detail::ipv4_first(addresses);
+    const auto ipv6 = [](const sockaddr_storage& address) { return address.ss_family == AF_INET6; };
+    const auto first_ipv6 = std::find_if(addresses.begin(), addresses.end(), ipv6);
+    if (ipv6_only_ && first_ipv6 != addresses.end()) to = *first_ipv6; // an IPv6-only socket takes the name's IPv6 address
+    if (!is_open()) {
+        if (io_.endpoint.empty()) io_.endpoint = where;
+        const bool dual = dual_stack_.value_or(true);
+        if (!(dual && open(AF_INET6, true, op, ec)) && (ec.clear(), !open(to.ss_family, false, op, ec))) return false;
+    }
+    return fit(to, op, where, ec);
+}
+// An IPv4 address goes to a dual-stack socket as ::ffff:a.b.c.d, and back.
+inline bool UdpSocket::fit(sockaddr_storage& to, const char* op, std::string_view where, std::error_code& ec) const {
+    if (to.ss_family == family_) return true;
+    if (family_ == AF_INET6 && to.ss_family == AF_INET && !ipv6_only_) {
+        const sockaddr_in in4 = reinterpret_cast<const sockaddr_in&>(to);
+        auto& in6 = reinterpret_cast<sockaddr_in6&>(to);
+        in6 = sockaddr_in6{};
+        in6.sin6_family = AF_INET6;
+        in6.sin6_port = in4.sin_port;
+        reinterpret_cast<unsigned char*>(&in6.sin6_addr)[10] = 0xff;
+        reinterpret_cast<unsigned char*>(&in6.sin6_addr)[11] = 0xff;
+        std::memcpy(reinterpret_cast<unsigned char*>(&in6.sin6_addr) + 12, &in4.sin_addr, 4);
+        return true;
+    }
+    if (family_ == AF_INET && to.ss_family == AF_INET6 && detail::is_mapped(reinterpret_cast<const sockaddr_in6&>(to))) {
+        const sockaddr_in6 in6 = reinterpret_cast<const sockaddr_in6&>(to);
+        auto& in4 = reinterpret_cast<sockaddr_in&>(to);
+        in4 = sockaddr_in{};
+        in4.sin_family = AF_INET;
+        in4.sin_port = in6.sin6_port;
+        std::memcpy(&in4.sin_addr, reinterpret_cast<const unsigned char*>(&in6.sin6_addr) + 12, 4);
+        return true;
+    }
+    return fail(ec, op, where, std::make_error_code(std::errc::address_family_not_supported),
+                    family_ == AF_INET ? "this socket is IPv4; bind an IPv6 address (or \"\") to reach IPv6 peers"
+                                       : "this socket is IPv6 only (bound to an IPv6 address, or see set_dual_stack)");
+}
+
+inline void UdpSocket::bind(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
+    detail::guarded(ec, "bind", [&] {
+        ec.clear();
+        io_.endpoint = detail::endpoint_text(host, port);
+        if (is_open()) return (void)io_.fail(ec, "bind", std::make_error_code(std::errc::invalid_argument), "already bound or in use; close() first");
+        std::vector<sockaddr_storage> addresses(1);
+        if (host.empty()) { // every interface: "::" dual-stack, or "0.0.0.0" where IPv6 is missing
+            addresses[0].ss_family = AF_INET6;
+            sockaddr_storage any4{};
+            any4.ss_family = AF_INET;
+            addresses.push_back(any4);
+        } else if ((addresses = detail::resolve("bind", io_.endpoint, host, port, ec)), ec) {
+            return;
+        }
+        const sockaddr_storage& chosen = host.empty() ? addresses[0] : detail::ipv4_first(addresses);
+        sockaddr_storage address = chosen;
+        if (address.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6&>(address).sin6_port = htons(port);
+        else reinterpret_cast<sockaddr_in&>(address).sin_port = htons(port);
+        std::error_code failed;
+        if (!open(address.ss_family, dual_stack_.value_or(host.empty()), "bind", ec) && !(host.empty() && (ec.clear(), open(AF_INET, false, "bind", ec))))
+            return;
+        if (family_ != address.ss_family) (address = addresses[1]), reinterpret_cast<sockaddr_in&>(address).sin_port = htons(port);
+        if (!detail::bind_to(io_.socket, address, failed)) return (void)(io_.close(), io_.fail(ec, "bind", failed));
+        // An IPv6 address other than "::" sends from that address: IPv4 peers are out of reach.
+        static const in6_addr any{};
+        if (family_ == AF_INET6 && std::memcmp(&reinterpret_cast<const sockaddr_in6&>(address).sin6_addr, &any, sizeof any) != 0) ipv6_only_ = true;
+        const Address here = detail::socket_address(io_.socket, false, "bind", io_.endpoint, ec);
+        if (!ec) io_.endpoint = detail::endpoint_text(host, here.port);
+    });
+}
+
+inline void UdpSocket::connect(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
+    detail::guarded(ec, "connect", [&] {
+        ec.clear();
+        sockaddr_storage to{};
+        if (!target(host, port, "connect", to, ec)) return;
+        bool pending = false;
+        std::error_code failed;
+        if (!detail::connect_to(io_.socket, to, &pending, failed)) return (void)io_.fail(ec, "connect", failed);
+        connected_ = true;
+        peer_ = detail::to_address(to);
+        io_.endpoint = detail::endpoint_text(host, port);
+    });
+}
+
+// One datagram, whole; its size (0 with ec set).
+inline std::size_t UdpSocket::send_datagram(std::string_view bytes, const sockaddr_storage* to, const char* op, std::string_view where,
+                                            std::error_code& ec) {
+    const bool ipv6 = to ? to->ss_family == AF_INET6 && !detail::is_mapped(reinterpret_cast<const sockaddr_in6&>(*to))
+                         : peer_.host.find(':') != std::string::npos;
+    const std::size_t limit = ipv6 ? max_datagram + 20 : max_datagram; // IPv6's header is not counted in its 65,535
+    if (bytes.size() > limit)
+        return fail(ec, op, where, std::make_error_code(std::errc::message_size),
+                        "a datagram holds at most " + std::to_string(limit) + " bytes; this one has " + std::to_string(bytes.size())),
+               0;
+    if (!io_.begin(op, ec)) return 0;
+    const auto until = io_.deadline();
+    for (;;) {
+        std::error_code failed;
+        if (detail::send_datagram(io_.socket, bytes, to, failed) >= 0) return bytes.size();
+        if (!io_.check_cancelled(op, ec)) return 0;
+        if (!detail::would_block(failed)) return fail(ec, op, where, failed), 0;
+        if (!io_.await(POLLOUT, until, op, ec)) return 0;
+    }
+}
+inline std::size_t UdpSocket::send(std::string_view bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send", [&]() -> std::size_t {
+        ec.clear();
+        if (!connected_) return io_.fail(ec, "send", std::make_error_code(std::errc::not_connected), "connect() first, or use send_to"), 0;
+        return send_datagram(bytes, nullptr, "send", io_.endpoint, ec);
+    });
+}
+inline std::size_t UdpSocket::send_to(std::string_view bytes, std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send_to", [&]() -> std::size_t {
+        ec.clear();
+        sockaddr_storage to{};
+        if (!target(host, port, "send_to", to, ec)) return 0;
+        return send_datagram(bytes, &to, "send_to", detail::endpoint_text(host, port), ec);
+    });
+}
+inline std::size_t UdpSocket::send_to(std::string_view bytes, const Address& to, std::error_code& ec) noexcept {
+    if (to.unix_domain)
+        return detail::guarded(ec, "send_to", [&]() -> std::size_t {
+            return io_.fail(ec, "send_to", std::make_error_code(std::errc::invalid_argument), "not an IP address"), 0;
+        });
+    return send_to(bytes, to.host, to.port, ec);
+}
+template <class Text, class>
+std::size_t UdpSocket::send_to(const Text& text, const Address& to, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send_to", [&]() -> std::size_t {
+        const std::string bytes = detail::as_utf8(text, ec);
+        return ec ? 0 : send_to(std::string_view(bytes), to, ec);
+    });
+}
+template <class Text, class>
+std::size_t UdpSocket::send_to(const Text& text, std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "send_to", [&]() -> std::size_t {
+        const std::string bytes = detail::as_utf8(text, ec);
+        return ec ? 0 : send_to(std::string_view(bytes), host, port, ec);
+    });
+}
+
+// The next datagram, whole; with ec set (EMSGSIZE), its first max_bytes.
+inline std::string UdpSocket::recv_datagram(std::size_t max_bytes, sockaddr_storage* from, const char* op, std::error_code& ec) {
+    if (!io_.begin(op, ec)) return {};
+    if (max_bytes == 0) return detail::fail_argument(ec, op, "max_bytes must be at least 1"), std::string();
+    const std::size_t room = std::min<std::size_t>(max_bytes, 65536); // no datagram is longer
+    std::string out(room, '\0');
+    const auto until = io_.deadline();
+    for (;;) {
+        std::error_code failed;
+        bool cut = false;
+        const long got = detail::recv_datagram(io_.socket, out.data(), room, from, &cut, failed);
+        if (got >= 0) {
+            out.resize(std::min(static_cast<std::size_t>(got), room));
+            if (!cut) return out;
+            const std::string size = static_cast<std::size_t>(got) > room ? "a datagram of " + std::to_string(got) + " bytes" : std::string("a datagram");
+            detail::fail(ec, op, from ? detail::to_address(*from).to_string() : io_.endpoint, std::make_error_code(std::errc::message_size),
+                         size + ", more than max_bytes " + std::to_string(max_bytes) + "; the OS dropped the rest of it");
+            return out;
+        }
+        if (!io_.check_cancelled(op, ec)) return {};
+        if (!detail::would_block(failed)) return fail(ec, op, io_.endpoint, failed), std::string();
+        if (!io_.await(POLLIN, until, op, ec)) return {};
+    }
+}
+inline std::string UdpSocket::recv(std::size_t max_bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv", [&]() -> std::string {
+        ec.clear();
+        if (!connected_) return io_.fail(ec, "recv", std::make_error_code(std::errc::not_connected), "connect() first, or use recv_from"), std::string();
+        return recv_datagram(max_bytes, nullptr, "recv", ec);
+    });
+}
+inline std::pair<std::string, Address> UdpSocket::recv_from(std::size_t max_bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv_from", [&]() -> std::pair<std::string, Address> {
+        sockaddr_storage from{};
+        std::string data = recv_datagram(max_bytes, &from, "recv_from", ec);
+        if (ec && ec != std::errc::message_size) return {};
+        return {std::move(data), detail::to_address(from)};
+    });
+}
+inline std::pair<std::string, Address> UdpSocket::recv_text_from(std::size_t max_bytes, std::error_code& ec) noexcept {
+    return detail::guarded(ec, "recv_text_from", [&]() -> std::pair<std::string, Address> {
+        sockaddr_storage from{};
+        std::string data = recv_datagram(max_bytes, &from, "recv_text_from", ec);
+        if (ec) return {};
+        bool ill_formed = false;
+        const std::size_t valid = detail::utf8_prefix(data, &ill_formed);
+        if (valid < data.size())
+            return detail::fail_utf8(ec, "recv_text_from", detail::to_address(from).to_string(), valid,
+                                     ill_formed ? "invalid UTF-8 at byte " + std::to_string(valid) + " of a datagram of " + std::to_string(data.size()) + " bytes; recv_from() takes any bytes"
+                                                : "the datagram ends inside a character"),
+                   std::pair<std::string, Address>();
+        return {std::move(data), detail::to_address(from)};
+    });
+}
+
+inline void UdpSocket::set_timeout(Timeout timeout, std::error_code& ec) noexcept {
+    ec.clear();
+    if (timeout && timeout->count() < 0)
+        return (void)detail::guarded(ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
+    io_.timeout = timeout;
+    io_.apply_timeout();
+}
+inline void UdpSocket::set_canceller(Canceller canceller) noexcept {
+    io_.canceller = std::move(canceller.state_);
+    io_.apply_timeout();
+}
+inline void UdpSocket::set_broadcast(bool on, std::error_code& ec) noexcept {
+    detail::guarded(ec, "set_broadcast", [&] {
+        ec.clear();
+        std::error_code failed;
+        if (is_open() && !detail::set_option(io_.socket, SOL_SOCKET, SO_BROADCAST, on ? 1 : 0, failed)) return (void)io_.fail(ec, "set_broadcast", failed);
+        broadcast_ = on;
+    });
+}
+inline void UdpSocket::membership(bool join, std::string_view group, std::string_view interface, const char* op, std::error_code& ec) {
+    ec.clear();
+    const auto invalid = std::make_error_code(std::errc::invalid_argument);
+    const std::string where = detail::printable(group), device(interface);
+    if (!is_open()) return (void)detail::fail(ec, op, where, invalid, "bind() the group's port first");
+    sockaddr_storage address{};
+    if (!detail::parse_numeric(std::string(group), 0, address)) return (void)detail::fail(ec, op, where, invalid, "not an IP address");
+    int rc = 0;
+    if (address.ss_family == AF_INET) {
+        ip_mreq request{};
+        request.imr_multiaddr = reinterpret_cast<const sockaddr_in&>(address).sin_addr;
+        if ((ntohl(request.imr_multiaddr.s_addr) >> 28) != 14) return (void)detail::fail(ec, op, where, invalid, "not a multicast group (224.0.0.0/4)");
+        if (!device.empty() && ::inet_pton(AF_INET, device.c_str(), &request.imr_interface) != 1)
+            return (void)detail::fail(ec, op, where, invalid, "an IPv4 group's interface is its address, such as 127.0.0.1");
+        rc = ::setsockopt(io_.socket, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, reinterpret_cast<const char*>(&request), sizeof request);
+    } else {
+        ipv6_mreq request{};
+        request.ipv6mr_multiaddr = reinterpret_cast<const sockaddr_in6&>(address).sin6_addr;
+        if (reinterpret_cast<const unsigned char*>(&request.ipv6mr_multiaddr)[0] != 0xff)
+            return (void)detail::fail(ec, op, where, invalid, "not a multicast group (ff00::/8)");
+        request.ipv6mr_interface = device.empty() ? 0 : detail::interface_index(device.c_str());
+        if (!device.empty() && request.ipv6mr_interface == 0)
+            return (void)detail::fail(ec, op, where, std::make_error_code(std::errc::no_such_device), "no interface named " + detail::printable(device));
+        rc = ::setsockopt(io_.socket, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, reinterpret_cast<const char*>(&request), sizeof request);
+    }
+    if (rc != 0) detail::fail(ec, op, where, detail::os_error(detail::last_error()));
+}
+inline void UdpSocket::join_group(std::string_view group, std::string_view interface, std::error_code& ec) noexcept {
+    detail::guarded(ec, "join_group", [&] { membership(true, group, interface, "join_group", ec); });
+}
+inline void UdpSocket::leave_group(std::string_view group, std::string_view interface, std::error_code& ec) noexcept {
+    detail::guarded(ec, "leave_group", [&] { membership(false, group, interface, "leave_group", ec); });
+}
+inline Address UdpSocket::local_address(std::error_code& ec) const noexcept {
+    return detail::guarded(ec, "local_address", [&]() -> Address {
+        ec.clear();
+        if (!is_open()) return io_.fail(ec, "local_address", std::make_error_code(std::errc::not_connected), "bind() or send first"), Address();
+        return detail::socket_address(io_.socket, false, "local_address", io_.endpoint, ec);
+    });
+}
+inline Address UdpSocket::peer_address(std::error_code& ec) const noexcept {
+    return detail::guarded(ec, "peer_address", [&]() -> Address {
+        ec.clear();
+        if (!connected_) return io_.fail(ec, "peer_address", std::make_error_code(std::errc::not_connected), "connect() first"), Address();
+        return peer_;
+    });
+}
+inline void UdpSocket::close() noexcept {
+    io_.close();
+    connected_ = ipv6_only_ = false;
+    family_ = AF_UNSPEC;
+}
+
 // ---------------------------------------------------------------------------
 // The throwing forms: each one line over its error-code twin. detail::raise is the one
 // place that throws.
@@ -3168,6 +3648,41 @@ inline Address Server::local_address() const { return detail::checked([&](std::e
 inline void Server::serve(const Handler& handler, const ServeOptions& options) {
     detail::checked([&](std::error_code& ec) { serve(handler, options, ec); });
 }
+
+inline void UdpSocket::bind(std::string_view host, std::uint16_t port) { detail::checked([&](std::error_code& ec) { bind(host, port, ec); }); }
+inline void UdpSocket::connect(std::string_view host, std::uint16_t port) { detail::checked([&](std::error_code& ec) { connect(host, port, ec); }); }
+inline std::size_t UdpSocket::send(std::string_view bytes) { return detail::checked([&](std::error_code& ec) { return send(bytes, ec); }); }
+inline std::size_t UdpSocket::send_to(std::string_view bytes, const Address& to) {
+    return detail::checked([&](std::error_code& ec) { return send_to(bytes, to, ec); });
+}
+inline std::size_t UdpSocket::send_to(std::string_view bytes, std::string_view host, std::uint16_t port) {
+    return detail::checked([&](std::error_code& ec) { return send_to(bytes, host, port, ec); });
+}
+template <class Text, class>
+std::size_t UdpSocket::send_to(const Text& text, const Address& to) {
+    return detail::checked([&](std::error_code& ec) { return send_to(text, to, ec); });
+}
+template <class Text, class>
+std::size_t UdpSocket::send_to(const Text& text, std::string_view host, std::uint16_t port) {
+    return detail::checked([&](std::error_code& ec) { return send_to(text, host, port, ec); });
+}
+inline std::string UdpSocket::recv(std::size_t max_bytes) { return detail::checked([&](std::error_code& ec) { return recv(max_bytes, ec); }); }
+inline std::pair<std::string, Address> UdpSocket::recv_from(std::size_t max_bytes) {
+    return detail::checked([&](std::error_code& ec) { return recv_from(max_bytes, ec); });
+}
+inline std::pair<std::string, Address> UdpSocket::recv_text_from(std::size_t max_bytes) {
+    return detail::checked([&](std::error_code& ec) { return recv_text_from(max_bytes, ec); });
+}
+inline void UdpSocket::set_timeout(Timeout timeout) { detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); }); }
+inline void UdpSocket::set_broadcast(bool on) { detail::checked([&](std::error_code& ec) { set_broadcast(on, ec); }); }
+inline void UdpSocket::join_group(std::string_view group, std::string_view interface) {
+    detail::checked([&](std::error_code& ec) { join_group(group, interface, ec); });
+}
+inline void UdpSocket::leave_group(std::string_view group, std::string_view interface) {
+    detail::checked([&](std::error_code& ec) { leave_group(group, interface, ec); });
+}
+inline Address UdpSocket::local_address() const { return detail::checked([&](std::error_code& ec) { return local_address(ec); }); }
+inline Address UdpSocket::peer_address() const { return detail::checked([&](std::error_code& ec) { return peer_address(ec); }); }
 #endif // GREET_SOCKET_EXCEPTIONS
 
 } // namespace greet

@@ -1,10 +1,11 @@
 // One workload, one implementation, one number: the rate, on stdout.
 //
-//     bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5|w5view|w1unix|w2unix> <count>
+//     bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5|w5view|w1unix|w2unix|w6> <count>
 //
 // Each run starts its own server on 127.0.0.1, port 0, on a thread, runs the client
 // against it, and prints the client's rate (w1unix and w2unix: w1 and w2 over a
-// Unix-domain socket in a private temporary folder, raw and greet only) (w1: MB/s; w2, w4: round trips/s; w3:
+// Unix-domain socket in a private temporary folder, raw and greet only; w6: UDP ping-pong,
+// raw and greet only) (w1: MB/s; w2, w4, w6: round trips/s; w3:
 // connections/s; w5: lines/s), then the same work per CPU second of the process. scripts/bench.sh runs every pair, interleaved, and
 // prints the table. "raw" is plain POSIX calls written the fastest straightforward way:
 // the limit the others are measured against. asio is compiled in with -DBENCH_ASIO.
@@ -56,6 +57,7 @@ double seconds_since(Clock::time_point start) {
 constexpr std::size_t bulk_piece = 64 * 1024;
 constexpr std::size_t ping_size = 32;
 constexpr std::size_t message_size = 64; // W4 payload
+constexpr std::size_t datagram_size = 64; // W6: one datagram each way per round trip
 const char name_text[] = "Zo\xC3\xAB";   // W3: the client's name
 const char reply_text[] = "message from server";
 
@@ -247,7 +249,47 @@ struct Reader {
     }
 };
 
+// W6: UDP ping-pong as users write it: the server unconnected (recvfrom, then sendto
+// whoever sent), the client connect()ed to the server (send, recv). Blocking, no timeouts,
+// as W2; one datagram in flight, so loopback has no reason to drop one.
+double udp_ping_pong(long count) {
+    const int server_socket = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (::bind(server_socket, reinterpret_cast<sockaddr*>(&address), length) != 0) die("bind");
+    ::getsockname(server_socket, reinterpret_cast<sockaddr*>(&address), &length);
+    std::thread server([&] {
+        char buffer[datagram_size];
+        for (long i = 0; i < count; ++i) {
+            sockaddr_storage from{};
+            socklen_t from_length = sizeof from;
+            const ssize_t n = ::recvfrom(server_socket, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &from_length);
+            if (n < 0) {
+                if (errno == EINTR) { --i; continue; }
+                die("recvfrom");
+            }
+            if (::sendto(server_socket, buffer, static_cast<std::size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), from_length) < 0) die("sendto");
+        }
+    });
+    const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (::connect(s, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) die("connect");
+    char buffer[datagram_size] = {};
+    const auto start = begin();
+    for (long i = 0; i < count; ++i) {
+        if (::send(s, buffer, sizeof buffer, 0) != static_cast<ssize_t>(sizeof buffer)) die("send");
+        if (recv_some(s, buffer, sizeof buffer) != sizeof buffer) die("w6 reply");
+    }
+    const double rate = static_cast<double>(count) / seconds_since(start);
+    server.join();
+    ::close(s);
+    ::close(server_socket);
+    return rate;
+}
+
 double run(const std::string& workload, long count) {
+    if (workload == "w6") return udp_ping_pong(count);
     std::uint16_t port = 0;
     const int listening = listener(port);
     std::thread server;
@@ -384,7 +426,32 @@ greet::Client connect_to(std::uint16_t port) {
     return c;
 }
 
+// W6: the same exchange with greet::UdpSocket, as examples/udp_server and the README
+// teach: the server recv_from, then send_to the sender's Address; the client connect()ed.
+double udp_ping_pong(long count) {
+    greet::UdpSocket server_socket;
+    server_socket.bind("127.0.0.1", 0);
+    std::thread server([&] {
+        for (long i = 0; i < count; ++i) {
+            auto [data, from] = server_socket.recv_from(datagram_size);
+            server_socket.send_to(data, from);
+        }
+    });
+    greet::UdpSocket c;
+    c.connect("127.0.0.1", server_socket.local_address().port);
+    const std::string ping(datagram_size, 'p');
+    const auto start = begin();
+    for (long i = 0; i < count; ++i) {
+        c.send(ping);
+        if (c.recv(datagram_size).size() != datagram_size) die("w6");
+    }
+    const double rate = static_cast<double>(count) / seconds_since(start);
+    server.join();
+    return rate;
+}
+
 double run(const std::string& workload, long count) {
+    if (workload == "w6") return udp_ping_pong(count);
     greet::Server listening;
     listen_on(listening);
     const std::uint16_t port = listening.local_address().port;
@@ -614,7 +681,7 @@ double run(const std::string& workload, long count) {
 
 int main(int argc, char** argv) {
     if (argc != 4) {
-        std::fprintf(stderr, "usage: bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5|w5view|w1unix|w2unix> <count>\n");
+        std::fprintf(stderr, "usage: bench <raw|greet|asio> <w1|w2|w3|w4|w4naive|w5|w5view|w1unix|w2unix|w6> <count>\n");
         return 2;
     }
     const std::string implementation = argv[1];

@@ -27,6 +27,7 @@ WORKLOADS = [  # name, unit, full count, short count, what the count is
     ("w5", "lines/s", 4000000, 50000, "24-byte lines"),
     ("w1unix", "MB/s", 256, 4, "MiB in 64 KiB sends"),
     ("w2unix", "round trips/s", 20000, 300, "32-byte round trips"),
+    ("w6", "round trips/s", 20000, 300, "64-byte UDP round trips"),
 ]
 TITLES = {
     "w1": "W1 bulk",
@@ -36,6 +37,7 @@ TITLES = {
     "w5": "W5 lines",
     "w1unix": "W1 bulk over a Unix-domain socket",
     "w2unix": "W2 ping-pong over a Unix-domain socket",
+    "w6": "W6 UDP ping-pong",
 }
 
 
@@ -46,6 +48,8 @@ def implementations(workload, bench, has_asio):
         tcp = workload[:-len("unix")]
         return [("raw POSIX, Unix", [bench, "raw", workload], 1.0), ("greet_socket, Unix", [bench, "greet", workload], 1.0),
                 ("raw POSIX, TCP", [bench, "raw", tcp], 1.0), ("greet_socket, TCP", [bench, "greet", tcp], 1.0)]
+    if workload == "w6":  # UDP: raw and greet (server recvfrom/sendto, client connect()ed)
+        return [("raw POSIX", [bench, "raw", workload], 1.0), ("greet_socket", [bench, "greet", workload], 1.0)]
     raw_label = {"w4": "raw writev", "w5": "raw memchr parser"}.get(workload, "raw POSIX")
     rows = [(raw_label, [bench, "raw", workload], 1.0)]
     if workload == "w4":
@@ -155,6 +159,13 @@ def main():
             print("%s: greet_socket over Unix / over TCP loopback = %.2f (by CPU %.2f)" % (
                 TITLES[workload], statistics.median(r[0] for r in unix) / statistics.median(r[0] for r in tcp),
                 statistics.median(r[1] for r in unix) / statistics.median(r[1] for r in tcp)))
+        if workload == "w6":  # greet over raw, of the medians and round by round (each pair ran in the same round)
+            greet, raw = results[(workload, "greet_socket")], results[(workload, "raw POSIX")]
+            paired = sorted(g[0] / r[0] for g, r in zip(greet, raw))
+            print("%s: greet_socket / raw POSIX = %.2f (by CPU %.2f); per round %s" % (
+                TITLES[workload], statistics.median(r[0] for r in greet) / statistics.median(r[0] for r in raw),
+                statistics.median(r[1] for r in greet) / statistics.median(r[1] for r in raw),
+                ", ".join("%.2f" % p for p in paired)))
     print()
     if args.workloads is not None:
         return  # a chosen few: no compile cost or sizes
