@@ -905,6 +905,7 @@ TEST_CASE("serve() over a Unix-domain socket answers 200 clients", "[unix][serve
     StopOnExit stopper(server);
     constexpr int threads = 4, each = 50;
     std::vector<std::future<int>> workers;
+    workers.reserve(threads);
     for (int t = 0; t < threads; ++t)
         workers.push_back(test::start([&, t] {
             int answered = 0;

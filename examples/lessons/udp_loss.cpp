@@ -36,7 +36,7 @@ struct Tally {
     int last = -1;
     void take(const std::string& data) {
         int n = -1;
-        if (data.size() == 64 && data[0] == '#') n = std::atoi(data.c_str() + 1);
+        if (data.size() == 64 && data[0] == '#') n = static_cast<int>(std::strtol(data.c_str() + 1, nullptr, 10)); // datagram(n) checks it whole
         if (n < 0 || n >= total || data != datagram(n)) { ++damaged; return; }
         if (seen[static_cast<std::size_t>(n)]) ++duplicated;
         if (n < last) ++out_of_order;
