@@ -1154,8 +1154,13 @@ TEST_CASE("a link-local address with a scope id prints as fe80::1%lo", "[connect
         if (index == 0) throw isolated::Skip{isolated::os_text("if_nametoindex(lo)")};
         const int s = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (s < 0) throw isolated::Skip{isolated::os_text("an IPv6 socket")};
-        In6IfReq request;
-        std::memset(&request, 0, sizeof request); // padding too: the kernel reads every byte
+        // valgrind checks SIOCSIFADDR's argument as a 40-byte struct ifreq: give it the room, zeroed.
+        struct {
+            In6IfReq request;
+            char room[40];
+        } padded;
+        std::memset(&padded, 0, sizeof padded);
+        In6IfReq& request = padded.request;
         ::inet_pton(AF_INET6, "fe80::1", &request.address);
         request.prefix_length = 64;
         request.index = static_cast<int>(index);
