@@ -27,6 +27,9 @@
 //         (greet::last_error_message() gives the text). greet::Canceller ends blocked calls.
 // Local:  Server::bind_unix(path) and Client::connect_unix(path): Unix-domain sockets,
 //         with everything else unchanged. UDP: greet::UdpSocket (bind, send_to, recv_from).
+// TLS:    opt-in: #define GREET_SOCKET_OPENSSL before the include and link OpenSSL 3
+//         (-lssl -lcrypto); then Client::start_tls / accept_tls encrypt a connection, and
+//         the default build names no OpenSSL symbol.
 // License: MIT (see the end of this file). Version history: 1.0.0 first release.
 
 #ifndef GREET_SOCKET_HPP
@@ -480,6 +483,16 @@ inline bool write_console(std::string_view) { return false; }
 } // namespace greet
 #endif
 
+#ifdef GREET_SOCKET_OPENSSL // TLS, opt-in: the default build includes and links none of it
+#include <filesystem>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
+#error "greet_socket's TLS needs OpenSSL 3 (Debian: apt-get install libssl-dev)"
+#endif
+#endif
+
 // ---------------------------------------------------------------------------
 // The two private pieces every socket holds, defined here as the API's objects contain
 // them; what they do is in the internals below.
@@ -540,6 +553,19 @@ using if_text = std::enable_if_t<std::is_convertible_v<const T&, std::u16string_
                                  >;
 struct CancelState; // a Canceller's, shared by its copies and the sockets given it
 struct CutOff;      // Server::serve's hold on one of its connections
+class Transport;
+// A TLS session under a Transport. Only GREET_SOCKET_OPENSSL builds define one (an
+// interface, so that a program whose files differ on the macro still agrees on every
+// inline function); it reaches the OS through the Transport's plain read and write.
+class Tls {
+public:
+    virtual ~Tls() = default;
+    using Deadline = std::chrono::steady_clock::time_point;
+    virtual std::size_t read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) = 0;
+    virtual std::size_t write(Transport& io, std::string_view first, std::string_view second, const char* op, std::error_code& ec) = 0;
+    virtual bool shutdown(Transport& io, std::error_code& ec) = 0; // sends close_notify
+    virtual void abandon(Transport& io) noexcept = 0;               // close(): close_notify if it goes at once
+};
 // A connection's way to the OS and everything a wait depends on: the socket, its
 // timeout, a Canceller, serve()'s cut-off, chaos mode. Client (the stream: the buffer
 // and every framing) reaches the OS only through read_some and write, so that another
@@ -566,8 +592,12 @@ public:
     bool check_deadline(Deadline until, const char* op, std::error_code& ec) const;
     bool wait_on(native_handle_type s, short events, Deadline until, std::error_code& ec) const;
     bool await(short events, Deadline until, const char* op, std::error_code& ec, std::string_view note = {}) const;
+    // The stream's bytes (decrypted under TLS)...
     std::size_t read_some(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec);
     std::size_t write(std::string_view first, std::string_view second, const char* op, std::error_code& ec);
+    // ...and the bytes on the wire.
+    std::size_t read_plain(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec);
+    std::size_t write_plain(std::string_view first, std::string_view second, Deadline until, const char* op, std::error_code& ec);
 
     Socket socket;
     std::string endpoint; // "host:port" as the user named it, for error messages
@@ -577,6 +607,7 @@ public:
     // Chaos mode's random states (0 is off), one per direction: one thread may send while
     // another receives.
     std::uint64_t chaos_recv = 0, chaos_send = 0;
+    std::unique_ptr<Tls> tls; // after start_tls or accept_tls
 
 private:
     std::size_t write_failed(std::error_code code, std::size_t sent, std::size_t total, const char* op, std::error_code& ec) const;
@@ -606,6 +637,7 @@ private:
 class TimeoutError : public Error { using Error::Error; }; // code() == std::errc::timed_out
 class ResolveError : public Error { using Error::Error; }; // the host name could not be looked up
 class ClosedError : public Error { using Error::Error; };  // the peer closed before a whole unit arrived
+class TlsError : public Error { using Error::Error; };     // TLS failed: code() is a greet::errc tls_ value
 class Utf8Error : public Error {                           // code() == std::errc::illegal_byte_sequence
 public:
     Utf8Error(std::size_t offset, const std::string& message);
@@ -613,8 +645,15 @@ public:
 private:
     std::size_t offset_;
 };
-// The library's own error codes, for conditions the OS has no name for.
-enum class errc { peer_closed = 1 };
+// The library's own error codes, for conditions the OS has no name for. The tls_ ones
+// come with a TlsError.
+enum class errc {
+    peer_closed = 1,
+    tls_protocol,    // the peer does not speak TLS, sent an alert, or a record failed its check
+    tls_certificate, // a certificate was rejected: the message says why
+    tls_truncated,   // the peer closed without close_notify: what came may be cut short
+    tls_setup,       // a certificate, key or CA file could not be used
+};
 const std::error_category& error_category() noexcept;
 std::error_code make_error_code(errc e) noexcept;
 // The text what() would have shown for the last failure on this thread, for programs
@@ -712,6 +751,20 @@ private:
 // may be used from different threads at once; one Client by one thread at a time,
 // except that one thread may send while another receives (chaos mode included).
 // Each call that can fail is followed by its error-code twin.
+#ifdef GREET_SOCKET_OPENSSL
+// TLS (1.2 and later) for Client::start_tls and accept_tls. Each distinct set of files is
+// read once per process and again when a file changes (certificates can be renewed
+// without a restart).
+struct TlsOptions {
+    std::string server_name;      // the name the server's certificate must carry; empty: connect()'s host
+    std::string ca_file;          // PEM CAs to trust; empty: the system's (client), no client certificate asked (server)
+    std::string certificate_file; // PEM: the server's certificate chain, or the client's for mutual TLS
+    std::string private_key_file; // PEM: its key
+    // false accepts ANY certificate, an attacker's too: UNSAFE, for a throwaway test only.
+    bool verify = true;
+};
+#endif
+
 class Client {
 public:
     Client() = default; // nothing opened yet
@@ -822,9 +875,26 @@ public:
     void set_timeout(Timeout timeout) GREET_SOCKET_THROWS;
     void set_timeout(Timeout timeout, std::error_code& ec) noexcept;
     Timeout timeout() const noexcept { return io_.timeout; }
-    // Half-close: the peer's recv returns ""; this side can still receive.
+    // Half-close: the peer's recv returns ""; this side can still receive. Under TLS it
+    // sends close_notify first.
     void shutdown_send() GREET_SOCKET_THROWS;
     void shutdown_send(std::error_code& ec) noexcept;
+#ifdef GREET_SOCKET_OPENSSL
+    // TLS on this connected Client: start_tls as the client, accept_tls as the server (in
+    // a serve() handler, say; options name its certificate and key, and a ca_file there
+    // asks the client for a certificate signed by it: mutual TLS). The handshake keeps the
+    // timeout and canceller; afterwards every call of this Client is encrypted, recv
+    // returns "" at the peer's close_notify, and close() sends one. Unread bytes must not
+    // precede the handshake. On failure the connection is closed: nothing goes unencrypted.
+    // Throws: TlsError ("certificate verify failed: ..."), TimeoutError, Error (ECONNRESET).
+    void start_tls(const TlsOptions& options = {}) GREET_SOCKET_THROWS;
+    void start_tls(const TlsOptions& options, std::error_code& ec) noexcept;
+    void accept_tls(const TlsOptions& options) GREET_SOCKET_THROWS;
+    void accept_tls(const TlsOptions& options, std::error_code& ec) noexcept;
+    // The peer certificate's subject ("CN=alice,O=Example"); "" without TLS or certificate.
+    std::string tls_peer_subject() const;
+#endif
+    bool is_tls() const noexcept { return io_.tls != nullptr; }
     // Chaos mode, for your own tests: every send and receive goes through the OS in small
     // pieces (1 to 16 bytes) drawn from a reproducible seed, so code that assumes one send
     // is one recv fails in your tests instead of in production. The environment variable
@@ -890,10 +960,14 @@ private:
     std::size_t find_line(std::size_t max_bytes, const char* op, std::error_code& ec);
     std::size_t next_line(std::size_t max_bytes, std::error_code& ec) noexcept;
     std::string_view front_line(std::size_t taken, std::size_t max_bytes, std::error_code& ec) noexcept;
+#ifdef GREET_SOCKET_OPENSSL
+    void handshake(bool server, const TlsOptions& options, const char* op, std::error_code& ec);
+#endif
 
     detail::Transport io_;
     detail::Buffer buffer_;
     Address peer_;
+    std::string host_; // as given to connect(), for TLS's server_name
     std::chrono::milliseconds stagger_{250};
     std::vector<std::pair<int, std::function<std::error_code(native_handle_type)>>> options_; // by kind, for each connect
 };
@@ -1851,7 +1925,14 @@ inline const std::error_category& error_category() noexcept {
     struct Category : std::error_category {
         const char* name() const noexcept override { return "greet"; }
         std::string message(int value) const override {
-            return value == static_cast<int>(errc::peer_closed) ? "the peer closed the connection" : "unknown greet error";
+            switch (static_cast<errc>(value)) {
+            case errc::peer_closed: return "the peer closed the connection";
+            case errc::tls_protocol: return "TLS failed";
+            case errc::tls_certificate: return "TLS certificate rejected";
+            case errc::tls_truncated: return "TLS connection cut short";
+            case errc::tls_setup: return "TLS setup failed";
+            }
+            return "unknown greet error";
         }
     };
     static const Category category;
@@ -1998,6 +2079,7 @@ inline Transport& Transport::operator=(Transport&& other) noexcept {
         canceller = std::move(other.canceller);
         chaos_recv = other.chaos_recv;
         chaos_send = other.chaos_send;
+        tls = std::move(other.tls);
     }
     return *this;
 }
@@ -2010,6 +2092,8 @@ inline void Transport::adopt(Socket connected) noexcept {
     if (cut_off) cut_off->socket = socket;
 }
 inline void Transport::close() noexcept {
+    if (tls) tls->abandon(*this);
+    tls.reset();
     if (!cut_off) return socket.reset();
     std::lock_guard<std::mutex> hold(cut_off->lock);
     cut_off->socket = no_socket;
@@ -2065,8 +2149,11 @@ inline bool Transport::await(short events, Deadline until, const char* op, std::
     if (!wait_on(socket, events, until, ec)) return ec ? false : fail_timeout(ec, op, note);
     return check_cancelled(op, ec, note);
 }
-// One receive from the OS: the bytes read (0 once the peer has closed, or with ec set).
 inline std::size_t Transport::read_some(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) {
+    return tls ? tls->read_some(*this, into, n, until, op, ec) : read_plain(into, n, until, op, ec);
+}
+// One receive from the OS: the bytes read (0 once the peer has closed, or with ec set).
+inline std::size_t Transport::read_plain(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) {
     for (;;) {
         std::error_code failed;
         const long got = recv_some(socket, into, chaos_piece(chaos_recv, n), failed);
@@ -2080,12 +2167,14 @@ inline std::size_t Transport::read_some(char* into, std::size_t n, Deadline unti
         if (!await(POLLIN, until, op, ec)) return 0;
     }
 }
-// Sends first + second, looping over partial writes; one system call when the OS takes
-// all. Returns the bytes sent, on failure too.
+// Returns the bytes sent, on failure too.
 inline std::size_t Transport::write(std::string_view first, std::string_view second, const char* op, std::error_code& ec) {
     ec.clear();
     if (!is_open()) return fail(ec, op, std::make_error_code(std::errc::not_connected)), 0;
-    const auto until = deadline();
+    return tls ? tls->write(*this, first, second, op, ec) : write_plain(first, second, deadline(), op, ec);
+}
+// Sends first + second, looping over partial writes; one system call when the OS takes all.
+inline std::size_t Transport::write_plain(std::string_view first, std::string_view second, Deadline until, const char* op, std::error_code& ec) {
     const std::size_t total = first.size() + second.size();
     std::size_t sent = 0;
     const auto progress = [&] { return "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes"; };
@@ -2366,6 +2455,7 @@ inline void Client::connect(std::string_view host, std::uint16_t port, std::erro
         if (host.empty()) host = "localhost"; // as Python's connect(("", port)): this machine
         if (is_open()) return (void)detail::fail(ec, "connect", detail::endpoint_text(host, port), std::make_error_code(std::errc::already_connected));
         io_.endpoint = detail::endpoint_text(host, port);
+        host_ = host;
         if (!io_.check_cancelled("connect", ec)) return;
         const std::vector<sockaddr_storage> addresses = detail::resolve("connect", io_.endpoint, host, port, ec);
         if (!ec) connect_any(addresses, "connect", io_.deadline(), ec);
@@ -2413,6 +2503,7 @@ inline void Client::connect_unix(std::string_view path, std::error_code& ec) noe
         sockaddr_storage address{};
         if (!detail::unix_address(path, "connect_unix", address, ec)) return;
         io_.endpoint = where;
+        host_.clear();
         const auto until = io_.deadline();
         // A full backlog fails a non-blocking connect with EAGAIN and offers nothing to poll
         // for: try again every 10 ms (a blocking connect waits in the kernel instead).
@@ -2724,6 +2815,7 @@ inline void Client::shutdown_send(std::error_code& ec) noexcept {
     detail::guarded(ec, "shutdown_send", [&] {
         ec.clear();
         if (!is_open()) return (void)io_.fail(ec, "shutdown_send", std::make_error_code(std::errc::not_connected));
+        if (io_.tls && !io_.tls->shutdown(io_, ec)) return;
         if (::shutdown(io_.socket, detail::shut_send) != 0) io_.fail(ec, "shutdown_send", detail::os_error(detail::last_error()));
     });
 }
@@ -2757,6 +2849,351 @@ inline void Client::close() noexcept {
     io_.close();
     buffer_ = detail::Buffer{};
 }
+
+#ifdef GREET_SOCKET_OPENSSL
+// --- TLS: OpenSSL under the Transport through memory BIOs. OpenSSL never touches the
+// socket: every byte on the wire goes through the Transport's plain read and write, with
+// their timeout, canceller, serve()'s cut-off and chaos mode, and no SIGPIPE.
+
+namespace detail {
+// The first reason in this thread's OpenSSL error queue (the cause; the rest follow from
+// it), which is left empty.
+inline std::string openssl_reason() {
+    std::string text;
+    while (const unsigned long e = ERR_get_error()) {
+        if (!text.empty()) continue;
+        const char* reason = ERR_reason_error_string(e);
+        text = reason ? reason : "OpenSSL error " + std::to_string(ERR_GET_REASON(e));
+    }
+    return text.empty() ? "no reason given" : text;
+}
+inline bool is_ip_literal(const std::string& name) {
+    unsigned char bytes[16];
+    return ::inet_pton(AF_INET, name.c_str(), bytes) == 1 || ::inet_pton(AF_INET6, name.c_str(), bytes) == 1;
+}
+// The names a certificate is for: its DNS and IP subject alternative names, else its CN.
+inline std::string certificate_names(X509* certificate) {
+    std::string names;
+    const auto add = [&](const std::string& name) { names += (names.empty() ? "" : ", ") + name; };
+    if (auto* list = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr))) {
+        for (int i = 0; i < sk_GENERAL_NAME_num(list); ++i) {
+            const GENERAL_NAME* name = sk_GENERAL_NAME_value(list, i);
+            const auto* data = reinterpret_cast<const char*>(ASN1_STRING_get0_data(name->d.ia5));
+            const auto size = static_cast<std::size_t>(ASN1_STRING_length(name->d.ia5));
+            char text[INET6_ADDRSTRLEN] = "?";
+            if (name->type == GEN_DNS) add(std::string(data, size));
+            if (name->type == GEN_IPADD && (size == 4 || size == 16)) add(::inet_ntop(size == 4 ? AF_INET : AF_INET6, data, text, sizeof text));
+        }
+        GENERAL_NAMES_free(list);
+    }
+    char common[256];
+    if (names.empty() && X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, common, sizeof common) > 0) add(common);
+    return names.empty() ? "no name" : names;
+}
+// Why the peer's certificate was refused, in words that say what to do.
+inline std::string verify_reason(long result, const std::string& names, const std::string& expected) {
+    std::string text = "certificate verify failed: ";
+    switch (result) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return text + "host name mismatch: the certificate is for " + names + ", not " + expected;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: return text + "self-signed certificate: pass its CA in TlsOptions::ca_file";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: return text + "unknown CA: pass the CA that signed it in TlsOptions::ca_file";
+    case X509_V_ERR_CERT_HAS_EXPIRED: return text + "the certificate has expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID: return text + "the certificate is not valid yet (is this machine's clock right?)";
+    default: return text + X509_verify_cert_error_string(result);
+    }
+}
+// What an OpenSSL failure means to the user: the code and its words.
+inline std::pair<errc, std::string> tls_failure(SSL* ssl, const std::string& names, const std::string& expected) {
+    const long verified = SSL_get_verify_result(ssl);
+    if (verified != X509_V_OK) {
+        std::string text = verify_reason(verified, names, expected);
+        ERR_clear_error();
+        return {errc::tls_certificate, text};
+    }
+    const std::string reason = openssl_reason();
+    const auto says = [&](const char* words) { return reason.find(words) != std::string::npos; };
+    if (says("wrong version number") || says("packet length too long") || says("http request") || says("record layer failure"))
+        return {errc::tls_protocol, "the peer does not speak TLS (" + reason + "): is it a plaintext program?"};
+    if (says("certificate") && says("alert")) return {errc::tls_certificate, "the peer refused our certificate (" + reason + ")"};
+    if (says("alert")) return {errc::tls_protocol, "the peer refused the handshake (" + reason + ")"};
+    if (says("unexpected eof")) return {errc::tls_truncated, "the peer closed without close_notify"};
+    return {errc::tls_protocol, reason};
+}
+
+struct TlsContextFree {
+    void operator()(SSL_CTX* context) const noexcept { SSL_CTX_free(context); }
+};
+using TlsContext = std::unique_ptr<SSL_CTX, TlsContextFree>;
+
+inline bool tls_files(SSL_CTX* context, bool server, const TlsOptions& options, std::string& why) {
+    const std::string& certificate = options.certificate_file;
+    const std::string& key = options.private_key_file.empty() ? certificate : options.private_key_file;
+    if (server && certificate.empty()) return why = "a server needs TlsOptions::certificate_file and private_key_file", false;
+    if (!certificate.empty() && SSL_CTX_use_certificate_chain_file(context, certificate.c_str()) != 1)
+        return why = "certificate_file " + certificate + ": " + openssl_reason(), false;
+    if (!certificate.empty() && SSL_CTX_use_PrivateKey_file(context, key.c_str(), SSL_FILETYPE_PEM) != 1)
+        return why = "private_key_file " + key + ": " + openssl_reason(), false;
+    if (!certificate.empty() && SSL_CTX_check_private_key(context) != 1)
+        return why = "private_key_file " + key + " is not the key of certificate_file " + certificate, false;
+    const std::string& ca = options.ca_file;
+    if (ca.empty()) return server || SSL_CTX_set_default_verify_paths(context) == 1 || (why = "the system's CAs: " + openssl_reason(), false);
+    if (SSL_CTX_load_verify_locations(context, ca.c_str(), nullptr) != 1) return why = "ca_file " + ca + ": " + openssl_reason(), false;
+    if (server) SSL_CTX_set_client_CA_list(context, SSL_load_client_CA_file(ca.c_str())); // whom the client may present
+    return true;
+}
+inline TlsContext make_tls_context(bool server, const TlsOptions& options, std::string& why) {
+    TlsContext context(SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
+    if (!context) return why = "SSL_CTX_new: " + openssl_reason(), nullptr;
+    SSL_CTX_set_min_proto_version(context.get(), TLS1_2_VERSION);
+    SSL_CTX_set_options(context.get(), SSL_OP_NO_RENEGOTIATION); // a record never needs the other direction
+    if (!tls_files(context.get(), server, options, why)) return nullptr;
+    const bool ask = server ? !options.ca_file.empty() : options.verify;
+    const int client_mode = server && options.verify ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER;
+    SSL_CTX_set_verify(context.get(), ask ? client_mode : SSL_VERIFY_NONE, nullptr);
+    return context;
+}
+// A file's name and version, so that a renewed certificate is read again.
+inline std::string file_stamp(const std::string& path) {
+    std::error_code ignored;
+    const auto when = path.empty() ? std::filesystem::file_time_type{} : std::filesystem::last_write_time(path, ignored);
+    return path + '\n' + std::to_string(when.time_since_epoch().count()) + '\n';
+}
+// A new session on the context for these options, made once per process and version of
+// the files (parsing a CA bundle costs milliseconds; a handshake should not pay it).
+inline SSL* new_tls_session(bool server, const TlsOptions& options, std::string& why) {
+    std::string key = server ? "server\n" : "client\n";
+    key += options.verify ? "verify\n" : "trust\n";
+    key += file_stamp(options.ca_file) + file_stamp(options.certificate_file) + file_stamp(options.private_key_file);
+    static std::mutex lock;
+    static std::vector<std::pair<std::string, TlsContext>> contexts;
+    std::lock_guard<std::mutex> hold(lock);
+    auto found = std::find_if(contexts.begin(), contexts.end(), [&](const auto& entry) { return entry.first == key; });
+    if (found == contexts.end()) {
+        TlsContext context = make_tls_context(server, options, why);
+        if (!context) return nullptr;
+        if (contexts.size() >= 16) contexts.clear(); // sessions keep their own reference
+        found = contexts.emplace(contexts.end(), std::move(key), std::move(context));
+    }
+    SSL* ssl = SSL_new(found->second.get());
+    if (!ssl) why = "SSL_new: " + openssl_reason();
+    return ssl;
+}
+
+class OpenSsl final : public Tls {
+public:
+    OpenSsl(SSL* ssl, bool server, std::string expected);
+    ~OpenSsl() override { SSL_free(ssl_); }
+    bool handshake(Transport& io, Deadline until, const char* op, std::error_code& ec);
+    std::size_t read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) override;
+    std::size_t write(Transport& io, std::string_view first, std::string_view second, const char* op, std::error_code& ec) override;
+    bool shutdown(Transport& io, std::error_code& ec) override;
+    void abandon(Transport& io) noexcept override;
+    std::string peer_subject() const;
+
+private:
+    static constexpr std::size_t record = 16384; // TLS's largest plaintext record
+    std::size_t put(Transport& io, std::string_view bytes, Deadline until, const char* op, std::error_code& ec);
+    bool flush(Transport& io, Deadline until, const char* op, std::error_code& ec); // holding sending_
+    bool feed(Transport& io, Deadline until, const char* op, std::error_code& ec);
+    bool failed(Transport& io, const char* op, std::error_code& ec, int error);
+    static int on_verify(int ok, X509_STORE_CTX* store);
+
+    SSL* ssl_;
+    BIO* in_;  // bytes from the wire, for OpenSSL
+    BIO* out_; // bytes from OpenSSL, for the wire
+    std::string expected_;   // the name the peer's certificate must carry
+    std::string peer_names_; // the names it does carry, for the message when they differ
+    bool broken_ = false;  // a record went out in part: nothing more may follow
+    mutable std::mutex state_; // the SSL object: one thread may send while another receives
+    std::mutex sending_;       // the wire: records leave in the order OpenSSL made them
+};
+
+inline OpenSsl::OpenSsl(SSL* ssl, bool server, std::string expected)
+    : ssl_(ssl), in_(BIO_new(BIO_s_mem())), out_(BIO_new(BIO_s_mem())), expected_(std::move(expected)) {
+    BIO_set_mem_eof_return(in_, -1); // empty is "wait for more", not the end
+    SSL_set_bio(ssl_, in_, out_);
+    server ? SSL_set_accept_state(ssl_) : SSL_set_connect_state(ssl_);
+    SSL_set_app_data(ssl_, this);
+    SSL_set_verify(ssl_, SSL_get_verify_mode(ssl_), &OpenSsl::on_verify);
+}
+// Notes the names of the peer's own certificate (depth 0): OpenSSL keeps no certificate
+// it refused, and the message needs them.
+inline int OpenSsl::on_verify(int ok, X509_STORE_CTX* store) {
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    X509* certificate = X509_STORE_CTX_get_current_cert(store);
+    if (ssl && certificate && X509_STORE_CTX_get_error_depth(store) == 0) {
+        auto* self = static_cast<OpenSsl*>(SSL_get_app_data(ssl));
+        std::error_code no_memory; // then the message goes without the names
+        guarded(no_memory, "verify", [&] { self->peer_names_ = certificate_names(certificate); });
+    }
+    return ok;
+}
+inline bool OpenSsl::handshake(Transport& io, Deadline until, const char* op, std::error_code& ec) {
+    for (;;) {
+        std::unique_lock<std::mutex> hold(state_);
+        ERR_clear_error();
+        const int rc = SSL_do_handshake(ssl_);
+        const int error = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
+        hold.unlock();
+        const std::pair<errc, std::string> refusal = error == SSL_ERROR_WANT_READ ? std::pair<errc, std::string>{} : tls_failure(ssl_, peer_names_, expected_);
+        std::lock_guard<std::mutex> order(sending_);
+        if (!flush(io, until, op, ec)) return false; // the next flight, or the alert that says why
+        if (rc == 1) return true;
+        if (error != SSL_ERROR_WANT_READ) return io.fail(ec, op, make_error_code(refusal.first), refusal.second);
+        if (!feed(io, until, op, ec))
+            return ec ? false : io.fail(ec, op, make_error_code(errc::tls_protocol), "the peer closed the connection during the handshake");
+    }
+}
+inline std::size_t OpenSsl::read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) {
+    for (;;) {
+        std::unique_lock<std::mutex> hold(state_);
+        ERR_clear_error();
+        std::size_t got = 0;
+        const int rc = SSL_read_ex(ssl_, into, n, &got);
+        const int error = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
+        const bool answer = BIO_ctrl_pending(out_) > 0; // a key update's reply, say
+        hold.unlock();
+        if (rc == 1) return got;
+        if (error == SSL_ERROR_ZERO_RETURN) return 0; // close_notify: the end
+        if (error != SSL_ERROR_WANT_READ) return failed(io, op, ec, error), 0;
+        if (answer && sending_.try_lock()) { // else the sender holding it takes it along
+            std::lock_guard<std::mutex> order(sending_, std::adopt_lock);
+            if (!flush(io, until, op, ec)) return 0;
+        }
+        if (!feed(io, until, op, ec))
+            return ec ? 0
+                      : (io.fail(ec, op, make_error_code(errc::tls_truncated),
+                                 "the peer closed without close_notify, so what came may be cut short (Python's close() does this: call unwrap() first)"),
+                         0);
+    }
+}
+// Small writes (a message and its header, a line and its newline) go as one record.
+inline std::size_t OpenSsl::write(Transport& io, std::string_view first, std::string_view second, const char* op, std::error_code& ec) {
+    const Deadline until = io.deadline();
+    std::lock_guard<std::mutex> order(sending_);
+    if (first.size() + second.size() <= 1024) {
+        char joined[1024];
+        std::copy(second.begin(), second.end(), std::copy(first.begin(), first.end(), joined));
+        return put(io, std::string_view(joined, first.size() + second.size()), until, op, ec);
+    }
+    const std::size_t sent = put(io, first, until, op, ec);
+    return ec ? sent : sent + put(io, second, until, op, ec);
+}
+// Encrypts and sends one record at a time, so that memory stays bounded; the count is of
+// plaintext bytes whose records went whole.
+inline std::size_t OpenSsl::put(Transport& io, std::string_view bytes, Deadline until, const char* op, std::error_code& ec) {
+    std::size_t sent = 0;
+    while (sent < bytes.size()) {
+        if (broken_) return io.fail(ec, op, make_error_code(errc::tls_protocol), "an earlier send failed part way, so the stream is broken"), sent;
+        std::unique_lock<std::mutex> hold(state_);
+        ERR_clear_error();
+        std::size_t written = 0;
+        const int rc = SSL_write_ex(ssl_, bytes.data() + sent, std::min(bytes.size() - sent, record), &written);
+        const int error = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
+        hold.unlock();
+        if (rc != 1) return failed(io, op, ec, error), sent;
+        if (!flush(io, until, op, ec)) return sent;
+        sent += written;
+    }
+    return sent;
+}
+inline bool OpenSsl::flush(Transport& io, Deadline until, const char* op, std::error_code& ec) {
+    char bytes[record + 512];
+    for (;;) {
+        std::unique_lock<std::mutex> hold(state_);
+        const int n = BIO_read(out_, bytes, sizeof bytes);
+        hold.unlock();
+        if (n <= 0) return true;
+        const auto size = static_cast<std::size_t>(n);
+        if (io.write_plain(std::string_view(bytes, size), {}, until, op, ec) != size) return !(broken_ = true);
+    }
+}
+// Reads what the wire has into OpenSSL: false at the peer's end (ec clear) or a failure.
+inline bool OpenSsl::feed(Transport& io, Deadline until, const char* op, std::error_code& ec) {
+    char bytes[record + 512];
+    const std::size_t n = io.read_plain(bytes, sizeof bytes, until, op, ec);
+    if (n == 0) return false;
+    std::lock_guard<std::mutex> hold(state_);
+    return BIO_write(in_, bytes, static_cast<int>(n)) == static_cast<int>(n) || io.fail(ec, op, std::make_error_code(std::errc::not_enough_memory));
+}
+inline bool OpenSsl::failed(Transport& io, const char* op, std::error_code& ec, int error) {
+    std::unique_lock<std::mutex> hold(state_);
+    const std::pair<errc, std::string> refusal = tls_failure(ssl_, peer_names_, expected_);
+    hold.unlock();
+    std::lock_guard<std::mutex> order(sending_); // an alert to send, maybe
+    flush(io, io.deadline(), op, ec);
+    return io.fail(ec, op, make_error_code(error == SSL_ERROR_SSL ? refusal.first : errc::tls_protocol), refusal.second);
+}
+inline bool OpenSsl::shutdown(Transport& io, std::error_code& ec) {
+    std::lock_guard<std::mutex> order(sending_);
+    {
+        std::lock_guard<std::mutex> hold(state_);
+        ERR_clear_error();
+        SSL_shutdown(ssl_); // 0: sent, the peer's not yet seen, which is all a half-close needs
+        ERR_clear_error();
+    }
+    return flush(io, io.deadline(), "shutdown_send", ec);
+}
+// close(): close_notify if the socket takes it at once; close() never waits.
+inline void OpenSsl::abandon(Transport& io) noexcept {
+    std::lock_guard<std::mutex> hold(state_);
+    if (broken_ || !SSL_is_init_finished(ssl_) || (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) || !io.is_open()) return;
+    SSL_shutdown(ssl_);
+    ERR_clear_error();
+    char bytes[512];
+    const int n = BIO_read(out_, bytes, sizeof bytes);
+    std::error_code ignored;
+    set_blocking(io.socket, false);
+    if (n > 0) send_some(io.socket, std::string_view(bytes, static_cast<std::size_t>(n)), {}, ignored);
+}
+inline std::string OpenSsl::peer_subject() const {
+    std::lock_guard<std::mutex> hold(state_);
+    X509* certificate = SSL_get0_peer_certificate(ssl_);
+    BIO* text = certificate ? BIO_new(BIO_s_mem()) : nullptr;
+    if (!text) return {};
+    X509_NAME_print_ex(text, X509_get_subject_name(certificate), 0, XN_FLAG_RFC2253);
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(text, &data);
+    std::string subject(data, static_cast<std::size_t>(size > 0 ? size : 0));
+    BIO_free(text);
+    return subject;
+}
+} // namespace detail
+
+inline void Client::start_tls(const TlsOptions& options, std::error_code& ec) noexcept {
+    detail::guarded(ec, "start_tls", [&] { handshake(false, options, "start_tls", ec); });
+}
+inline void Client::accept_tls(const TlsOptions& options, std::error_code& ec) noexcept {
+    detail::guarded(ec, "accept_tls", [&] { handshake(true, options, "accept_tls", ec); });
+}
+// Bytes already buffered are the start of the peer's handshake (a STARTTLS protocol's
+// last plaintext line may arrive with them): OpenSSL gets them first.
+inline void Client::handshake(bool server, const TlsOptions& options, const char* op, std::error_code& ec) {
+    if (!io_.begin(op, ec)) return;
+    if (io_.tls) return (void)io_.fail(ec, op, std::make_error_code(std::errc::invalid_argument), "this connection already uses TLS");
+    const std::string expected = server ? std::string() : options.server_name.empty() ? host_ : options.server_name;
+    if (!server && options.verify && expected.empty())
+        return (void)io_.fail(ec, op, make_error_code(errc::tls_setup), "no host name to check the certificate against: set TlsOptions::server_name");
+    std::string why;
+    SSL* ssl = detail::new_tls_session(server, options, why);
+    if (!ssl) return (void)io_.fail(ec, op, make_error_code(errc::tls_setup), why);
+    auto session = std::make_unique<detail::OpenSsl>(ssl, server, expected);
+    if (!server && !detail::is_ip_literal(expected)) SSL_set_tlsext_host_name(ssl, expected.c_str()); // SNI
+    if (!server && options.verify) detail::is_ip_literal(expected) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), expected.c_str()) : SSL_set1_host(ssl, expected.c_str());
+    if (buffer_.size() > 0) BIO_write(SSL_get_rbio(ssl), buffer_.bytes(), static_cast<int>(buffer_.size()));
+    buffer_ = detail::Buffer{};
+    if (session->handshake(io_, io_.deadline(), op, ec)) io_.tls = std::move(session);
+    else io_.close();
+}
+inline std::string Client::tls_peer_subject() const {
+    // OpenSsl is the one Tls there is (no dynamic_cast: -fno-rtti builds take this too).
+    return io_.tls ? static_cast<const detail::OpenSsl*>(io_.tls.get())->peer_subject() : std::string();
+}
+#endif // GREET_SOCKET_OPENSSL
 
 // --- Server
 
@@ -3553,6 +3990,7 @@ namespace detail {
     if (failure.code == code && failure.resolve) throw ResolveError(code, message);
     if (code == std::errc::timed_out) throw TimeoutError(code, message);
     if (code == make_error_code(errc::peer_closed)) throw ClosedError(code, message);
+    if (code.category() == error_category()) throw TlsError(code, message);
     if (code == std::errc::illegal_byte_sequence) throw Utf8Error(failure.code == code ? failure.offset : 0, message);
     throw Error(code, message);
 }
@@ -3630,6 +4068,10 @@ inline std::string_view Client::recv_line_view(std::size_t max_bytes) {
 }
 inline void Client::set_timeout(Timeout timeout) { detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); }); }
 inline void Client::shutdown_send() { detail::checked([&](std::error_code& ec) { shutdown_send(ec); }); }
+#ifdef GREET_SOCKET_OPENSSL
+inline void Client::start_tls(const TlsOptions& options) { detail::checked([&](std::error_code& ec) { start_tls(options, ec); }); }
+inline void Client::accept_tls(const TlsOptions& options) { detail::checked([&](std::error_code& ec) { accept_tls(options, ec); }); }
+#endif
 inline Address Client::local_address() const { return detail::checked([&](std::error_code& ec) { return local_address(ec); }); }
 inline Address Client::peer_address() const { return detail::checked([&](std::error_code& ec) { return peer_address(ec); }); }
 
