@@ -759,7 +759,7 @@ struct TlsOptions {
     std::string server_name;      // the name the server's certificate must carry; empty: connect()'s host
     std::string ca_file;          // PEM CAs to trust; empty: the system's (client), no client certificate asked (server)
     std::string certificate_file; // PEM: the server's certificate chain, or the client's for mutual TLS
-    std::string private_key_file; // PEM: its key
+    std::string private_key_file; // PEM: its key; empty: the key is in certificate_file
     // false accepts ANY certificate, an attacker's too: UNSAFE, for a throwaway test only.
     bool verify = true;
 };
