@@ -2985,8 +2985,9 @@ inline SSL* new_tls_session(bool server, const TlsOptions& options, std::string&
 
 class OpenSsl final : public Tls {
 public:
-    OpenSsl(SSL* ssl, bool server, std::string expected);
+    explicit OpenSsl(std::string expected) : expected_(std::move(expected)) {}
     ~OpenSsl() override { SSL_free(ssl_); }
+    bool open(bool server, const TlsOptions& options, std::string_view early, std::string& why);
     bool handshake(Transport& io, Deadline until, const char* op, std::error_code& ec);
     std::size_t read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) override;
     std::size_t write(Transport& io, std::string_view first, std::string_view second, const char* op, std::error_code& ec) override;
@@ -3002,9 +3003,9 @@ private:
     bool failed(Transport& io, const char* op, std::error_code& ec, int error);
     static int on_verify(int ok, X509_STORE_CTX* store);
 
-    SSL* ssl_;
-    BIO* in_;  // bytes from the wire, for OpenSSL
-    BIO* out_; // bytes from OpenSSL, for the wire
+    SSL* ssl_ = nullptr;
+    BIO* in_ = nullptr;  // bytes from the wire, for OpenSSL
+    BIO* out_ = nullptr; // bytes from OpenSSL, for the wire
     std::string expected_;   // the name the peer's certificate must carry
     std::string peer_names_; // the names it does carry, for the message when they differ
     bool broken_ = false;  // a record went out in part: nothing more may follow
@@ -3012,13 +3013,23 @@ private:
     std::mutex sending_;       // the wire: records leave in the order OpenSSL made them
 };
 
-inline OpenSsl::OpenSsl(SSL* ssl, bool server, std::string expected)
-    : ssl_(ssl), in_(BIO_new(BIO_s_mem())), out_(BIO_new(BIO_s_mem())), expected_(std::move(expected)) {
+// The session for these options; first the bytes that came before the handshake.
+inline bool OpenSsl::open(bool server, const TlsOptions& options, std::string_view early, std::string& why) {
+    ssl_ = new_tls_session(server, options, why);
+    if (!ssl_) return false;
+    in_ = BIO_new(BIO_s_mem());
+    out_ = BIO_new(BIO_s_mem());
+    if (!in_ || !out_) return BIO_free(in_), BIO_free(out_), why = "out of memory", false;
     BIO_set_mem_eof_return(in_, -1); // empty is "wait for more", not the end
     SSL_set_bio(ssl_, in_, out_);
     server ? SSL_set_accept_state(ssl_) : SSL_set_connect_state(ssl_);
     SSL_set_app_data(ssl_, this);
     SSL_set_verify(ssl_, SSL_get_verify_mode(ssl_), &OpenSsl::on_verify);
+    const bool address = is_ip_literal(expected_);
+    if (!server && !address) SSL_set_tlsext_host_name(ssl_, expected_.c_str()); // SNI
+    if (!server && options.verify)
+        address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), expected_.c_str()) : SSL_set1_host(ssl_, expected_.c_str());
+    return BIO_write(in_, early.data(), static_cast<int>(early.size())) == static_cast<int>(early.size()) || (why = "out of memory", false);
 }
 // Notes the names of the peer's own certificate (depth 0): OpenSSL keeps no certificate
 // it refused, and the message needs them.
@@ -3175,16 +3186,14 @@ inline void Client::accept_tls(const TlsOptions& options, std::error_code& ec) n
 inline void Client::handshake(bool server, const TlsOptions& options, const char* op, std::error_code& ec) {
     if (!io_.begin(op, ec)) return;
     if (io_.tls) return (void)io_.fail(ec, op, std::make_error_code(std::errc::invalid_argument), "this connection already uses TLS");
-    const std::string expected = server ? std::string() : options.server_name.empty() ? host_ : options.server_name;
+    std::string expected = server ? std::string() : options.server_name.empty() ? host_ : options.server_name;
+    if (expected.size() > 2 && expected.front() == '[' && expected.back() == ']') expected = expected.substr(1, expected.size() - 2);
     if (!server && options.verify && expected.empty())
         return (void)io_.fail(ec, op, make_error_code(errc::tls_setup), "no host name to check the certificate against: set TlsOptions::server_name");
+    auto session = std::make_unique<detail::OpenSsl>(std::move(expected));
     std::string why;
-    SSL* ssl = detail::new_tls_session(server, options, why);
-    if (!ssl) return (void)io_.fail(ec, op, make_error_code(errc::tls_setup), why);
-    auto session = std::make_unique<detail::OpenSsl>(ssl, server, expected);
-    if (!server && !detail::is_ip_literal(expected)) SSL_set_tlsext_host_name(ssl, expected.c_str()); // SNI
-    if (!server && options.verify) detail::is_ip_literal(expected) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), expected.c_str()) : SSL_set1_host(ssl, expected.c_str());
-    if (buffer_.size() > 0) BIO_write(SSL_get_rbio(ssl), buffer_.bytes(), static_cast<int>(buffer_.size()));
+    if (!session->open(server, options, std::string_view(buffer_.bytes(), buffer_.size()), why))
+        return (void)io_.fail(ec, op, make_error_code(errc::tls_setup), why);
     buffer_ = detail::Buffer{};
     if (session->handshake(io_, io_.deadline(), op, ec)) io_.tls = std::move(session);
     else io_.close();
