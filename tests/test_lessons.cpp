@@ -1,6 +1,6 @@
-// The tutorial's misconceptions, each shown on a real loopback socket. The README's "What
-// the tutorial gets wrong, and what really happens" follows these test cases point by
-// point; examples/lessons/ prints the same in plain words.
+// The tutorial's misconceptions, each shown on a real loopback socket.
+// examples/lessons/README.md follows these test cases point by point, and the programs
+// beside it print the same in plain words.
 #include "catch.hpp"
 #include "greet_socket.hpp"
 #include "support.hpp"
