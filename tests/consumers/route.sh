@@ -207,6 +207,21 @@ route_vcpkg-stage() {
   same_license vcpkg/packages/share/greet-socket/copyright
 }
 
+# greet-socket[openssl]: the port's feature (OpenSSL itself is this machine's).
+route_vcpkg-openssl-stage() {
+  cmake -DPORT_DIR="$root/ports/greet-socket" -DWORK_DIR="$work/vcpkg-openssl" -DFEATURES=openssl \
+    -P "$consumers/vcpkg-port/run-portfile.cmake"
+  check_tree vcpkg-openssl/packages include/greet_socket.hpp \
+    share/greet_socket/greet_socketConfig.cmake \
+    share/greet_socket/greet_socketConfigVersion.cmake \
+    share/greet_socket/greet_socketTargets.cmake \
+    lib/pkgconfig/greet_socket.pc \
+    lib/pkgconfig/greet_socket_openssl.pc \
+    share/greet-socket/copyright \
+    share/greet-socket/usage
+  grep -q 'set(greet_socket_OPENSSL ON)' vcpkg-openssl/packages/share/greet_socket/greet_socketConfig.cmake
+}
+
 # The release archive of the working tree's state (git stash create: a commit of the
 # tracked files as they are, HEAD when nothing changed), made twice: same bytes.
 route_release-archive() {
