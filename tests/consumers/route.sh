@@ -194,31 +194,24 @@ route_meson-stage() {
   cp -R meson-stage moved-meson-stage
 }
 
-route_vcpkg-stage() {
-  cmake -DPORT_DIR="$root/ports/greet-socket" -DWORK_DIR="$work/vcpkg" \
+# The port run by the stand-in for vcpkg, with the features given.
+vcpkg_stage() { # directory, features (a CMake list)
+  local dir=$1 features=${2:-} extra=()
+  cmake -DPORT_DIR="$root/ports/greet-socket" -DWORK_DIR="$work/$dir" "-DFEATURES=$features" \
     -P "$consumers/vcpkg-port/run-portfile.cmake"
-  check_tree vcpkg/packages include/greet_socket.hpp \
-    share/greet_socket/greet_socketConfig.cmake \
-    share/greet_socket/greet_socketConfigVersion.cmake \
-    share/greet_socket/greet_socketTargets.cmake \
-    lib/pkgconfig/greet_socket.pc \
-    share/greet-socket/copyright \
-    share/greet-socket/usage
-  same_license vcpkg/packages/share/greet-socket/copyright
+  [ -z "$features" ] || extra=(lib/pkgconfig/greet_socket_openssl.pc)
+  check_tree "$dir/packages" include/greet_socket.hpp "${cmake_files[@]/#share\/cmake/share}" \
+    lib/pkgconfig/greet_socket.pc "${extra[@]}" share/greet-socket/copyright share/greet-socket/usage
+  same_license "$dir/packages/share/greet-socket/copyright"
+}
+
+route_vcpkg-stage() {
+  vcpkg_stage vcpkg
 }
 
 # greet-socket[openssl]: the port's feature (OpenSSL itself is this machine's).
 route_vcpkg-openssl-stage() {
-  cmake -DPORT_DIR="$root/ports/greet-socket" -DWORK_DIR="$work/vcpkg-openssl" -DFEATURES=openssl \
-    -P "$consumers/vcpkg-port/run-portfile.cmake"
-  check_tree vcpkg-openssl/packages include/greet_socket.hpp \
-    share/greet_socket/greet_socketConfig.cmake \
-    share/greet_socket/greet_socketConfigVersion.cmake \
-    share/greet_socket/greet_socketTargets.cmake \
-    lib/pkgconfig/greet_socket.pc \
-    lib/pkgconfig/greet_socket_openssl.pc \
-    share/greet-socket/copyright \
-    share/greet-socket/usage
+  vcpkg_stage vcpkg-openssl openssl
   grep -q 'set(greet_socket_OPENSSL ON)' vcpkg-openssl/packages/share/greet_socket/greet_socketConfig.cmake
 }
 
