@@ -241,6 +241,13 @@ route_dropin() {
   run_consumer dropin/consumer
 }
 
+route_openssl-dropin() {
+  new_consumer dropin openssl-dropin
+  cp "$root/greet_socket.hpp" openssl-dropin/
+  (cd openssl-dropin && PROGRAM=tls CPPFLAGS=-DGREET_SOCKET_OPENSSL LIBS='-lssl -lcrypto' ./build.sh)
+  run_consumer openssl-dropin/consumer
+}
+
 route_cmake-fetchcontent() {
   route_build-and-test ctest --build-and-test "$consumers/cmake-fetchcontent" fetchcontent \
     --build-generator "${CMAKE_GENERATOR:-Unix Makefiles}" \
