@@ -35,10 +35,19 @@
 #ifndef GREET_SOCKET_HPP
 #define GREET_SOCKET_HPP
 
+// C++17 or later, or one clear error instead of hundreds (MSVC keeps __cplusplus at 199711L
+// unless /Zc:__cplusplus is given; its _MSVC_LANG says the /std: in use).
+#if defined(_MSVC_LANG) ? _MSVC_LANG < 201703L : __cplusplus < 201703L
+#error "greet_socket.hpp needs C++17 or later: compile with -std=c++17 (MSVC: /std:c++17)"
+#if !defined(_MSC_VER) // GCC and Clang go on after #error; a missing header stops them here
+#include <greet_socket_stops_here_as_it_needs_cplusplus_17>
+#endif
+#endif
+
 #define GREET_SOCKET_VERSION_MAJOR 1
-#define GREET_SOCKET_VERSION_MINOR 0
+#define GREET_SOCKET_VERSION_MINOR 1
 #define GREET_SOCKET_VERSION_PATCH 0
-#define GREET_SOCKET_VERSION "1.0.0"
+#define GREET_SOCKET_VERSION "1.1.0"
 
 // 1 when the throwing forms exist (exceptions on), 0 under -fno-exceptions: then only the
 // std::error_code forms are declared; the throwing ones are deleted, so a call fails to compile.

@@ -2,8 +2,8 @@
 """Fails when the places that state greet_socket's version disagree.
 
 The header's GREET_SOCKET_VERSION_MAJOR/MINOR/PATCH are the source; the header's
-GREET_SOCKET_VERSION string, meson.build, ports/greet-socket/vcpkg.json, and what a
-build reports (--cmake-version, --meson-version, generated or installed .pc files,
+GREET_SOCKET_VERSION string, ports/greet-socket/vcpkg.json, CHANGELOG.md's newest
+section, and what a build reports (--cmake-version, --meson-version, generated or installed .pc files,
 an installed greet_socketConfigVersion.cmake) must all match them.
 """
 import argparse
@@ -25,10 +25,9 @@ def header_versions(text):
     return (None if None in numbers else ".".join(numbers)), (string.group(1) if string else None)
 
 
-def meson_version(text):
-    match = re.search(r"\bproject\s*\((.*?)\)", text, re.S)
-    version = match and re.search(r"\bversion\s*:\s*'([^']*)'", match.group(1))
-    return version.group(1) if version else None
+def changelog_version(text):
+    match = re.search(r"^## (\d+\.\d+\.\d+)\b", text, re.M)
+    return match.group(1) if match else None
 
 
 def pc_version(text):
@@ -57,7 +56,7 @@ def main():
         return 1
 
     found = [("greet_socket.hpp GREET_SOCKET_VERSION", header_string),
-             ("meson.build", meson_version((ROOT / "meson.build").read_text(encoding="utf-8"))),
+             ("CHANGELOG.md", changelog_version((ROOT / "CHANGELOG.md").read_text(encoding="utf-8"))),
              ("ports/greet-socket/vcpkg.json",
               json.loads((ROOT / "ports/greet-socket/vcpkg.json").read_text(encoding="utf-8")).get("version"))]
     if args.cmake_version is not None:

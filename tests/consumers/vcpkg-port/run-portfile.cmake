@@ -4,10 +4,11 @@
 #
 #   cmake -DPORT_DIR=<repo>/ports/greet-socket -DWORK_DIR=<scratch> -P run-portfile.cmake
 #
-# Toolchain or other configure options of the triplet may come in -DTOOLCHAIN_ARGS=...
+# Toolchain or other configure options of the triplet may come in -DTOOLCHAIN_ARGS=...,
+# the port's features to install in -DFEATURES=<list> (greet-socket[openssl]: openssl).
 #
 # Leaves the package tree vcpkg would install in <scratch>/packages.
-cmake_minimum_required(VERSION 3.19) # string(JSON)
+cmake_minimum_required(VERSION 3.19) # string(JSON), list(POP_FRONT)
 
 foreach(required PORT_DIR WORK_DIR)
   if(NOT DEFINED ${required})
@@ -28,6 +29,21 @@ function(z_run)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "failed (${rc}): ${ARGN}")
   endif()
+endfunction()
+
+# The features asked for give ON, the others OFF, as vcpkg_check_features does.
+function(vcpkg_check_features)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "" "OUT_FEATURE_OPTIONS" "FEATURES")
+  set(options)
+  while(arg_FEATURES)
+    list(POP_FRONT arg_FEATURES feature option)
+    if(feature IN_LIST FEATURES)
+      list(APPEND options "-D${option}=ON")
+    else()
+      list(APPEND options "-D${option}=OFF")
+    endif()
+  endwhile()
+  set(${arg_OUT_FEATURE_OPTIONS} ${options} PARENT_SCOPE)
 endfunction()
 
 # Configure as vcpkg_cmake_configure does for the release build: its fixed options
