@@ -364,9 +364,9 @@ route_mingw-meson() {
   rm -rf mingw-meson-stage mingw-meson-stage-build
   meson setup mingw-meson-stage-build "$root" --cross-file mingw-w64-x86_64.ini \
     -Dtests=disabled -Dexamples=enabled -Dopenssl=disabled "--prefix=$work/mingw-meson-stage"
-  meson compile -C mingw-meson-stage-build
+  meson compile -C mingw-meson-stage-build server # one example is enough to see ws2_32 linked
   imports_ws2_32 mingw-meson-stage-build/server.exe
-  meson install -C mingw-meson-stage-build
+  meson install -C mingw-meson-stage-build --no-rebuild # the examples are not installed
   check_tree mingw-meson-stage include/greet_socket.hpp share/doc/greet_socket/LICENSE \
     lib/pkgconfig/greet_socket.pc
   local libs
