@@ -2986,7 +2986,10 @@ inline SSL* new_tls_session(bool server, const TlsOptions& options, std::string&
 class OpenSsl final : public Tls {
 public:
     explicit OpenSsl(std::string expected) : expected_(std::move(expected)) {}
-    ~OpenSsl() override { SSL_free(ssl_); }
+    ~OpenSsl() override {
+        SSL_free(ssl_);
+        BIO_free(wire_);
+    }
     bool open(bool server, const TlsOptions& options, std::string_view early, std::string& why);
     bool handshake(Transport& io, Deadline until, const char* op, std::error_code& ec);
     std::size_t read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) override;
@@ -3000,15 +3003,18 @@ private:
     std::size_t put(Transport& io, std::string_view bytes, Deadline until, const char* op, std::error_code& ec);
     bool flush(Transport& io, Deadline until, const char* op, std::error_code& ec); // holding sending_
     bool feed(Transport& io, Deadline until, const char* op, std::error_code& ec);
-    bool failed(Transport& io, const char* op, std::error_code& ec, int error);
+    bool failed(Transport& io, const char* op, std::error_code& ec, int error); // holding sending_
+    bool check_broken(Transport& io, const char* op, std::error_code& ec) const;
     static int on_verify(int ok, X509_STORE_CTX* store);
 
     SSL* ssl_ = nullptr;
-    BIO* in_ = nullptr;  // bytes from the wire, for OpenSSL
-    BIO* out_ = nullptr; // bytes from OpenSSL, for the wire
+    // The wire's end of a BIO pair whose other end is the SSL's: the Transport receives
+    // straight into its ring and sends straight out of it, with no copy of our own.
+    BIO* wire_ = nullptr;
     std::string expected_;   // the name the peer's certificate must carry
     std::string peer_names_; // the names it does carry, for the message when they differ
-    bool broken_ = false;  // a record went out in part: nothing more may follow
+    // A failed record (in part sent, or refused): the stream cannot go on, in either direction.
+    std::atomic<bool> broken_{false};
     mutable std::mutex state_; // the SSL object: one thread may send while another receives
     std::mutex sending_;       // the wire: records leave in the order OpenSSL made them
 };
@@ -3017,11 +3023,10 @@ private:
 inline bool OpenSsl::open(bool server, const TlsOptions& options, std::string_view early, std::string& why) {
     ssl_ = new_tls_session(server, options, why);
     if (!ssl_) return false;
-    in_ = BIO_new(BIO_s_mem());
-    out_ = BIO_new(BIO_s_mem());
-    if (!in_ || !out_) return BIO_free(in_), BIO_free(out_), why = "out of memory", false;
-    BIO_set_mem_eof_return(in_, -1); // empty is "wait for more", not the end
-    SSL_set_bio(ssl_, in_, out_);
+    BIO* inside = nullptr;
+    const std::size_t room = std::max<std::size_t>(65536, early.size()); // 4 records; more is no faster
+    if (BIO_new_bio_pair(&inside, room, &wire_, room) != 1) return why = "out of memory", false;
+    SSL_set_bio(ssl_, inside, inside);
     server ? SSL_set_accept_state(ssl_) : SSL_set_connect_state(ssl_);
     SSL_set_app_data(ssl_, this);
     SSL_set_verify(ssl_, SSL_get_verify_mode(ssl_), &OpenSsl::on_verify);
@@ -3029,7 +3034,8 @@ inline bool OpenSsl::open(bool server, const TlsOptions& options, std::string_vi
     if (!server && !address) SSL_set_tlsext_host_name(ssl_, expected_.c_str()); // SNI
     if (!server && options.verify)
         address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), expected_.c_str()) : SSL_set1_host(ssl_, expected_.c_str());
-    return BIO_write(in_, early.data(), static_cast<int>(early.size())) == static_cast<int>(early.size()) || (why = "out of memory", false);
+    const int size = static_cast<int>(early.size());
+    return early.empty() || BIO_write(wire_, early.data(), size) == size || (why = "out of memory", false);
 }
 // Notes the names of the peer's own certificate (depth 0): OpenSSL keeps no certificate
 // it refused, and the message needs them.
@@ -3050,27 +3056,33 @@ inline bool OpenSsl::handshake(Transport& io, Deadline until, const char* op, st
         const int rc = SSL_do_handshake(ssl_);
         const int error = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
         hold.unlock();
-        const std::pair<errc, std::string> refusal = error == SSL_ERROR_WANT_READ ? std::pair<errc, std::string>{} : tls_failure(ssl_, peer_names_, expected_);
         std::lock_guard<std::mutex> order(sending_);
-        if (!flush(io, until, op, ec)) return false; // the next flight, or the alert that says why
+        if (rc != 1 && error != SSL_ERROR_WANT_READ) return failed(io, op, ec, error); // sends the alert that says why
+        if (!flush(io, until, op, ec)) return false;                                   // the next flight
         if (rc == 1) return true;
-        if (error != SSL_ERROR_WANT_READ) return io.fail(ec, op, make_error_code(refusal.first), refusal.second);
         if (!feed(io, until, op, ec))
             return ec ? false : io.fail(ec, op, make_error_code(errc::tls_protocol), "the peer closed the connection during the handshake");
     }
 }
+inline bool OpenSsl::check_broken(Transport& io, const char* op, std::error_code& ec) const {
+    return !broken_ || io.fail(ec, op, make_error_code(errc::tls_protocol), "an earlier send or receive failed, which ends a TLS connection");
+}
 inline std::size_t OpenSsl::read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) {
     for (;;) {
+        if (!check_broken(io, op, ec)) return 0;
         std::unique_lock<std::mutex> hold(state_);
         ERR_clear_error();
         std::size_t got = 0;
         const int rc = SSL_read_ex(ssl_, into, n, &got);
         const int error = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
-        const bool answer = BIO_ctrl_pending(out_) > 0; // a key update's reply, say
+        const bool answer = BIO_ctrl_pending(wire_) > 0; // a key update's reply, say
         hold.unlock();
         if (rc == 1) return got;
         if (error == SSL_ERROR_ZERO_RETURN) return 0; // close_notify: the end
-        if (error != SSL_ERROR_WANT_READ) return failed(io, op, ec, error), 0;
+        if (error != SSL_ERROR_WANT_READ) {
+            std::lock_guard<std::mutex> order(sending_);
+            return failed(io, op, ec, error), 0;
+        }
         if (answer && sending_.try_lock()) { // else the sender holding it takes it along
             std::lock_guard<std::mutex> order(sending_, std::adopt_lock);
             if (!flush(io, until, op, ec)) return 0;
@@ -3099,7 +3111,7 @@ inline std::size_t OpenSsl::write(Transport& io, std::string_view first, std::st
 inline std::size_t OpenSsl::put(Transport& io, std::string_view bytes, Deadline until, const char* op, std::error_code& ec) {
     std::size_t sent = 0;
     while (sent < bytes.size()) {
-        if (broken_) return io.fail(ec, op, make_error_code(errc::tls_protocol), "an earlier send failed part way, so the stream is broken"), sent;
+        if (!check_broken(io, op, ec)) return sent;
         std::unique_lock<std::mutex> hold(state_);
         ERR_clear_error();
         std::size_t written = 0;
@@ -3112,31 +3124,41 @@ inline std::size_t OpenSsl::put(Transport& io, std::string_view bytes, Deadline 
     }
     return sent;
 }
+// Sends what OpenSSL wrote, straight out of the pair's ring.
 inline bool OpenSsl::flush(Transport& io, Deadline until, const char* op, std::error_code& ec) {
-    char bytes[record + 512];
     for (;;) {
         std::unique_lock<std::mutex> hold(state_);
-        const int n = BIO_read(out_, bytes, sizeof bytes);
+        char* bytes = nullptr;
+        const int n = BIO_nread0(wire_, &bytes);
         hold.unlock();
         if (n <= 0) return true;
         const auto size = static_cast<std::size_t>(n);
         if (io.write_plain(std::string_view(bytes, size), {}, until, op, ec) != size) return !(broken_ = true);
+        hold.lock();
+        BIO_nread(wire_, &bytes, n);
     }
 }
-// Reads what the wire has into OpenSSL: false at the peer's end (ec clear) or a failure.
+// Receives straight into the pair's ring: false at the peer's end (ec clear) or a failure.
+// Only the receiving thread writes there, so the room stays ours while the lock is off.
 inline bool OpenSsl::feed(Transport& io, Deadline until, const char* op, std::error_code& ec) {
-    char bytes[record + 512];
-    const std::size_t n = io.read_plain(bytes, sizeof bytes, until, op, ec);
+    std::unique_lock<std::mutex> hold(state_);
+    char* room = nullptr;
+    const int free = BIO_nwrite0(wire_, &room);
+    hold.unlock();
+    if (free <= 0) return io.fail(ec, op, make_error_code(errc::tls_protocol), "the peer sent more than TLS lets it before an answer");
+    const std::size_t n = io.read_plain(room, static_cast<std::size_t>(free), until, op, ec);
     if (n == 0) return false;
-    std::lock_guard<std::mutex> hold(state_);
-    return BIO_write(in_, bytes, static_cast<int>(n)) == static_cast<int>(n) || io.fail(ec, op, std::make_error_code(std::errc::not_enough_memory));
+    hold.lock();
+    BIO_nwrite(wire_, &room, static_cast<int>(n));
+    return true;
 }
 inline bool OpenSsl::failed(Transport& io, const char* op, std::error_code& ec, int error) {
     std::unique_lock<std::mutex> hold(state_);
     const std::pair<errc, std::string> refusal = tls_failure(ssl_, peer_names_, expected_);
     hold.unlock();
-    std::lock_guard<std::mutex> order(sending_); // an alert to send, maybe
-    flush(io, io.deadline(), op, ec);
+    broken_ = true;
+    std::error_code alert; // the peer learns why, if the wire still takes it
+    flush(io, io.deadline(), op, alert);
     return io.fail(ec, op, make_error_code(error == SSL_ERROR_SSL ? refusal.first : errc::tls_protocol), refusal.second);
 }
 inline bool OpenSsl::shutdown(Transport& io, std::error_code& ec) {
@@ -3155,8 +3177,8 @@ inline void OpenSsl::abandon(Transport& io) noexcept {
     if (broken_ || !SSL_is_init_finished(ssl_) || (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) || !io.is_open()) return;
     SSL_shutdown(ssl_);
     ERR_clear_error();
-    char bytes[512];
-    const int n = BIO_read(out_, bytes, sizeof bytes);
+    char* bytes = nullptr;
+    const int n = BIO_nread0(wire_, &bytes);
     std::error_code ignored;
     set_blocking(io.socket, false);
     if (n > 0) send_some(io.socket, std::string_view(bytes, static_cast<std::size_t>(n)), {}, ignored);
