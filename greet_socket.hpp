@@ -2862,8 +2862,8 @@ inline std::string openssl_reason() {
     std::string text;
     while (const unsigned long e = ERR_get_error()) {
         if (!text.empty()) continue;
-        const char* reason = ERR_reason_error_string(e);
-        text = reason ? reason : "OpenSSL error " + std::to_string(ERR_GET_REASON(e));
+        const char* reason = ERR_SYSTEM_ERROR(e) ? nullptr : ERR_reason_error_string(e);
+        text = reason ? reason : std::generic_category().message(ERR_GET_REASON(e)); // a file's errno, say
     }
     return text.empty() ? "no reason given" : text;
 }
@@ -2918,7 +2918,10 @@ inline std::pair<errc, std::string> tls_failure(SSL* ssl, const std::string& nam
     const auto says = [&](const char* words) { return reason.find(words) != std::string::npos; };
     if (says("wrong version number") || says("packet length too long") || says("http request") || says("record layer failure"))
         return {errc::tls_protocol, "the peer does not speak TLS (" + reason + "): is it a plaintext program?"};
-    if (says("certificate") && says("alert")) return {errc::tls_certificate, "the peer refused our certificate (" + reason + ")"};
+    if (says("did not return a certificate"))
+        return {errc::tls_certificate, "the client sent no certificate, which this server's ca_file asks for (" + reason + ")"};
+    if (says("alert") && (says("certificate") || says("unknown ca")))
+        return {errc::tls_certificate, "the peer refused our certificate (" + reason + ")"};
     if (says("alert")) return {errc::tls_protocol, "the peer refused the handshake (" + reason + ")"};
     if (says("unexpected eof")) return {errc::tls_truncated, "the peer closed without close_notify"};
     return {errc::tls_protocol, reason};
@@ -3087,11 +3090,12 @@ inline std::size_t OpenSsl::read_some(Transport& io, char* into, std::size_t n, 
             std::lock_guard<std::mutex> order(sending_, std::adopt_lock);
             if (!flush(io, until, op, ec)) return 0;
         }
-        if (!feed(io, until, op, ec))
-            return ec ? 0
-                      : (io.fail(ec, op, make_error_code(errc::tls_truncated),
-                                 "the peer closed without close_notify, so what came may be cut short (Python's close() does this: call unwrap() first)"),
-                         0);
+        if (!feed(io, until, op, ec)) {
+            if (!ec)
+                io.fail(ec, op, make_error_code(errc::tls_truncated),
+                        "the peer closed without close_notify, so what came may be cut short (Python's close() does this: call unwrap() first)");
+            return 0;
+        }
     }
 }
 // Small writes (a message and its header, a line and its newline) go as one record.
@@ -3183,6 +3187,20 @@ inline void OpenSsl::abandon(Transport& io) noexcept {
     set_blocking(io.socket, false);
     if (n > 0) send_some(io.socket, std::string_view(bytes, static_cast<std::size_t>(n)), {}, ignored);
 }
+// A refusal's alert must reach the peer, and closing with its bytes unread would reset
+// the connection and throw the alert away with them. So the alert is followed by a FIN,
+// and what the peer still sends is read until it closes too, for at most 200 ms.
+inline void close_after_alert(Transport& io) {
+    const Failure why = last_failure(); // the handshake's words, which the reads below must not replace
+    ::shutdown(io.socket, shut_send);
+    set_blocking(io.socket, false);
+    const Transport::Deadline until = std::min(io.deadline(), Clock::now() + std::chrono::milliseconds(200));
+    char sink[4096];
+    std::error_code ignored;
+    for (std::size_t total = 0, n = 1; n > 0 && total < 262144; total += n) n = io.read_plain(sink, sizeof sink, until, "close", ignored);
+    io.close();
+    last_failure() = why;
+}
 inline std::string OpenSsl::peer_subject() const {
     std::lock_guard<std::mutex> hold(state_);
     X509* certificate = SSL_get0_peer_certificate(ssl_);
@@ -3211,13 +3229,15 @@ inline void Client::handshake(bool server, const TlsOptions& options, const char
     std::string expected = server ? std::string() : options.server_name.empty() ? host_ : options.server_name;
     if (expected.size() > 2 && expected.front() == '[' && expected.back() == ']') expected = expected.substr(1, expected.size() - 2);
     if (!server && options.verify && expected.empty())
-        return (void)io_.fail(ec, op, make_error_code(errc::tls_setup), "no host name to check the certificate against: set TlsOptions::server_name");
+        return (void)(io_.fail(ec, op, make_error_code(errc::tls_setup), "no host name to check the certificate against: set TlsOptions::server_name"),
+                      close());
     auto session = std::make_unique<detail::OpenSsl>(std::move(expected));
     std::string why;
     if (!session->open(server, options, std::string_view(buffer_.bytes(), buffer_.size()), why))
-        return (void)io_.fail(ec, op, make_error_code(errc::tls_setup), why);
+        return (void)(io_.fail(ec, op, make_error_code(errc::tls_setup), why), close());
     buffer_ = detail::Buffer{};
     if (session->handshake(io_, io_.deadline(), op, ec)) io_.tls = std::move(session);
+    else if (ec.category() == error_category()) detail::close_after_alert(io_);
     else io_.close();
 }
 inline std::string Client::tls_peer_subject() const {
