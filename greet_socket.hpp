@@ -2871,8 +2871,8 @@ inline std::string openssl_reason() {
     std::string text;
     while (const unsigned long e = ERR_get_error()) {
         if (!text.empty()) continue;
-        const char* reason = ERR_reason_error_string(e);
-        text = reason ? reason : "OpenSSL error " + std::to_string(ERR_GET_REASON(e));
+        const char* reason = ERR_SYSTEM_ERROR(e) ? nullptr : ERR_reason_error_string(e);
+        text = reason ? reason : std::generic_category().message(ERR_GET_REASON(e)); // a file's errno, say
     }
     return text.empty() ? "no reason given" : text;
 }
@@ -2927,7 +2927,10 @@ inline std::pair<errc, std::string> tls_failure(SSL* ssl, const std::string& nam
     const auto says = [&](const char* words) { return reason.find(words) != std::string::npos; };
     if (says("wrong version number") || says("packet length too long") || says("http request") || says("record layer failure"))
         return {errc::tls_protocol, "the peer does not speak TLS (" + reason + "): is it a plaintext program?"};
-    if (says("certificate") && says("alert")) return {errc::tls_certificate, "the peer refused our certificate (" + reason + ")"};
+    if (says("did not return a certificate"))
+        return {errc::tls_certificate, "the client sent no certificate, which this server's ca_file asks for (" + reason + ")"};
+    if (says("alert") && (says("certificate") || says("unknown ca")))
+        return {errc::tls_certificate, "the peer refused our certificate (" + reason + ")"};
     if (says("alert")) return {errc::tls_protocol, "the peer refused the handshake (" + reason + ")"};
     if (says("unexpected eof")) return {errc::tls_truncated, "the peer closed without close_notify"};
     return {errc::tls_protocol, reason};
@@ -2995,7 +2998,10 @@ inline SSL* new_tls_session(bool server, const TlsOptions& options, std::string&
 class OpenSsl final : public Tls {
 public:
     explicit OpenSsl(std::string expected) : expected_(std::move(expected)) {}
-    ~OpenSsl() override { SSL_free(ssl_); }
+    ~OpenSsl() override {
+        SSL_free(ssl_);
+        BIO_free(wire_);
+    }
     bool open(bool server, const TlsOptions& options, std::string_view early, std::string& why);
     bool handshake(Transport& io, Deadline until, const char* op, std::error_code& ec);
     std::size_t read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) override;
@@ -3009,15 +3015,18 @@ private:
     std::size_t put(Transport& io, std::string_view bytes, Deadline until, const char* op, std::error_code& ec);
     bool flush(Transport& io, Deadline until, const char* op, std::error_code& ec); // holding sending_
     bool feed(Transport& io, Deadline until, const char* op, std::error_code& ec);
-    bool failed(Transport& io, const char* op, std::error_code& ec, int error);
+    bool failed(Transport& io, const char* op, std::error_code& ec, int error); // holding sending_
+    bool check_broken(Transport& io, const char* op, std::error_code& ec) const;
     static int on_verify(int ok, X509_STORE_CTX* store);
 
     SSL* ssl_ = nullptr;
-    BIO* in_ = nullptr;  // bytes from the wire, for OpenSSL
-    BIO* out_ = nullptr; // bytes from OpenSSL, for the wire
+    // The wire's end of a BIO pair whose other end is the SSL's: the Transport receives
+    // straight into its ring and sends straight out of it, with no copy of our own.
+    BIO* wire_ = nullptr;
     std::string expected_;   // the name the peer's certificate must carry
     std::string peer_names_; // the names it does carry, for the message when they differ
-    bool broken_ = false;  // a record went out in part: nothing more may follow
+    // A failed record (in part sent, or refused): the stream cannot go on, in either direction.
+    std::atomic<bool> broken_{false};
     mutable std::mutex state_; // the SSL object: one thread may send while another receives
     std::mutex sending_;       // the wire: records leave in the order OpenSSL made them
 };
@@ -3026,11 +3035,10 @@ private:
 inline bool OpenSsl::open(bool server, const TlsOptions& options, std::string_view early, std::string& why) {
     ssl_ = new_tls_session(server, options, why);
     if (!ssl_) return false;
-    in_ = BIO_new(BIO_s_mem());
-    out_ = BIO_new(BIO_s_mem());
-    if (!in_ || !out_) return BIO_free(in_), BIO_free(out_), why = "out of memory", false;
-    BIO_set_mem_eof_return(in_, -1); // empty is "wait for more", not the end
-    SSL_set_bio(ssl_, in_, out_);
+    BIO* inside = nullptr;
+    const std::size_t room = std::max<std::size_t>(65536, early.size()); // 4 records; more is no faster
+    if (BIO_new_bio_pair(&inside, room, &wire_, room) != 1) return why = "out of memory", false;
+    SSL_set_bio(ssl_, inside, inside);
     server ? SSL_set_accept_state(ssl_) : SSL_set_connect_state(ssl_);
     SSL_set_app_data(ssl_, this);
     SSL_set_verify(ssl_, SSL_get_verify_mode(ssl_), &OpenSsl::on_verify);
@@ -3038,7 +3046,8 @@ inline bool OpenSsl::open(bool server, const TlsOptions& options, std::string_vi
     if (!server && !address) SSL_set_tlsext_host_name(ssl_, expected_.c_str()); // SNI
     if (!server && options.verify)
         address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), expected_.c_str()) : SSL_set1_host(ssl_, expected_.c_str());
-    return BIO_write(in_, early.data(), static_cast<int>(early.size())) == static_cast<int>(early.size()) || (why = "out of memory", false);
+    const int size = static_cast<int>(early.size());
+    return early.empty() || BIO_write(wire_, early.data(), size) == size || (why = "out of memory", false);
 }
 // Notes the names of the peer's own certificate (depth 0): OpenSSL keeps no certificate
 // it refused, and the message needs them.
@@ -3059,36 +3068,43 @@ inline bool OpenSsl::handshake(Transport& io, Deadline until, const char* op, st
         const int rc = SSL_do_handshake(ssl_);
         const int error = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
         hold.unlock();
-        const std::pair<errc, std::string> refusal = error == SSL_ERROR_WANT_READ ? std::pair<errc, std::string>{} : tls_failure(ssl_, peer_names_, expected_);
         std::lock_guard<std::mutex> order(sending_);
-        if (!flush(io, until, op, ec)) return false; // the next flight, or the alert that says why
+        if (rc != 1 && error != SSL_ERROR_WANT_READ) return failed(io, op, ec, error); // sends the alert that says why
+        if (!flush(io, until, op, ec)) return false;                                   // the next flight
         if (rc == 1) return true;
-        if (error != SSL_ERROR_WANT_READ) return io.fail(ec, op, make_error_code(refusal.first), refusal.second);
         if (!feed(io, until, op, ec))
             return ec ? false : io.fail(ec, op, make_error_code(errc::tls_protocol), "the peer closed the connection during the handshake");
     }
 }
+inline bool OpenSsl::check_broken(Transport& io, const char* op, std::error_code& ec) const {
+    return !broken_ || io.fail(ec, op, make_error_code(errc::tls_protocol), "an earlier send or receive failed, which ends a TLS connection");
+}
 inline std::size_t OpenSsl::read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) {
     for (;;) {
+        if (!check_broken(io, op, ec)) return 0;
         std::unique_lock<std::mutex> hold(state_);
         ERR_clear_error();
         std::size_t got = 0;
         const int rc = SSL_read_ex(ssl_, into, n, &got);
         const int error = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
-        const bool answer = BIO_ctrl_pending(out_) > 0; // a key update's reply, say
+        const bool answer = BIO_ctrl_pending(wire_) > 0; // a key update's reply, say
         hold.unlock();
         if (rc == 1) return got;
         if (error == SSL_ERROR_ZERO_RETURN) return 0; // close_notify: the end
-        if (error != SSL_ERROR_WANT_READ) return failed(io, op, ec, error), 0;
+        if (error != SSL_ERROR_WANT_READ) {
+            std::lock_guard<std::mutex> order(sending_);
+            return failed(io, op, ec, error), 0;
+        }
         if (answer && sending_.try_lock()) { // else the sender holding it takes it along
             std::lock_guard<std::mutex> order(sending_, std::adopt_lock);
             if (!flush(io, until, op, ec)) return 0;
         }
-        if (!feed(io, until, op, ec))
-            return ec ? 0
-                      : (io.fail(ec, op, make_error_code(errc::tls_truncated),
-                                 "the peer closed without close_notify, so what came may be cut short (Python's close() does this: call unwrap() first)"),
-                         0);
+        if (!feed(io, until, op, ec)) {
+            if (!ec)
+                io.fail(ec, op, make_error_code(errc::tls_truncated),
+                        "the peer closed without close_notify, so what came may be cut short (Python's close() does this: call unwrap() first)");
+            return 0;
+        }
     }
 }
 // Small writes (a message and its header, a line and its newline) go as one record.
@@ -3108,7 +3124,7 @@ inline std::size_t OpenSsl::write(Transport& io, std::string_view first, std::st
 inline std::size_t OpenSsl::put(Transport& io, std::string_view bytes, Deadline until, const char* op, std::error_code& ec) {
     std::size_t sent = 0;
     while (sent < bytes.size()) {
-        if (broken_) return io.fail(ec, op, make_error_code(errc::tls_protocol), "an earlier send failed part way, so the stream is broken"), sent;
+        if (!check_broken(io, op, ec)) return sent;
         std::unique_lock<std::mutex> hold(state_);
         ERR_clear_error();
         std::size_t written = 0;
@@ -3121,31 +3137,41 @@ inline std::size_t OpenSsl::put(Transport& io, std::string_view bytes, Deadline 
     }
     return sent;
 }
+// Sends what OpenSSL wrote, straight out of the pair's ring.
 inline bool OpenSsl::flush(Transport& io, Deadline until, const char* op, std::error_code& ec) {
-    char bytes[record + 512];
     for (;;) {
         std::unique_lock<std::mutex> hold(state_);
-        const int n = BIO_read(out_, bytes, sizeof bytes);
+        char* bytes = nullptr;
+        const int n = BIO_nread0(wire_, &bytes);
         hold.unlock();
         if (n <= 0) return true;
         const auto size = static_cast<std::size_t>(n);
         if (io.write_plain(std::string_view(bytes, size), {}, until, op, ec) != size) return !(broken_ = true);
+        hold.lock();
+        BIO_nread(wire_, &bytes, n);
     }
 }
-// Reads what the wire has into OpenSSL: false at the peer's end (ec clear) or a failure.
+// Receives straight into the pair's ring: false at the peer's end (ec clear) or a failure.
+// Only the receiving thread writes there, so the room stays ours while the lock is off.
 inline bool OpenSsl::feed(Transport& io, Deadline until, const char* op, std::error_code& ec) {
-    char bytes[record + 512];
-    const std::size_t n = io.read_plain(bytes, sizeof bytes, until, op, ec);
+    std::unique_lock<std::mutex> hold(state_);
+    char* room = nullptr;
+    const int free = BIO_nwrite0(wire_, &room);
+    hold.unlock();
+    if (free <= 0) return io.fail(ec, op, make_error_code(errc::tls_protocol), "the peer sent more than TLS lets it before an answer");
+    const std::size_t n = io.read_plain(room, static_cast<std::size_t>(free), until, op, ec);
     if (n == 0) return false;
-    std::lock_guard<std::mutex> hold(state_);
-    return BIO_write(in_, bytes, static_cast<int>(n)) == static_cast<int>(n) || io.fail(ec, op, std::make_error_code(std::errc::not_enough_memory));
+    hold.lock();
+    BIO_nwrite(wire_, &room, static_cast<int>(n));
+    return true;
 }
 inline bool OpenSsl::failed(Transport& io, const char* op, std::error_code& ec, int error) {
     std::unique_lock<std::mutex> hold(state_);
     const std::pair<errc, std::string> refusal = tls_failure(ssl_, peer_names_, expected_);
     hold.unlock();
-    std::lock_guard<std::mutex> order(sending_); // an alert to send, maybe
-    flush(io, io.deadline(), op, ec);
+    broken_ = true;
+    std::error_code alert; // the peer learns why, if the wire still takes it
+    flush(io, io.deadline(), op, alert);
     return io.fail(ec, op, make_error_code(error == SSL_ERROR_SSL ? refusal.first : errc::tls_protocol), refusal.second);
 }
 inline bool OpenSsl::shutdown(Transport& io, std::error_code& ec) {
@@ -3164,11 +3190,25 @@ inline void OpenSsl::abandon(Transport& io) noexcept {
     if (broken_ || !SSL_is_init_finished(ssl_) || (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) || !io.is_open()) return;
     SSL_shutdown(ssl_);
     ERR_clear_error();
-    char bytes[512];
-    const int n = BIO_read(out_, bytes, sizeof bytes);
+    char* bytes = nullptr;
+    const int n = BIO_nread0(wire_, &bytes);
     std::error_code ignored;
     set_blocking(io.socket, false);
     if (n > 0) send_some(io.socket, std::string_view(bytes, static_cast<std::size_t>(n)), {}, ignored);
+}
+// A refusal's alert must reach the peer, and closing with its bytes unread would reset
+// the connection and throw the alert away with them. So the alert is followed by a FIN,
+// and what the peer still sends is read until it closes too, for at most 200 ms.
+inline void close_after_alert(Transport& io) {
+    const Failure why = last_failure(); // the handshake's words, which the reads below must not replace
+    ::shutdown(io.socket, shut_send);
+    set_blocking(io.socket, false);
+    const Transport::Deadline until = std::min(io.deadline(), Clock::now() + std::chrono::milliseconds(200));
+    char sink[4096];
+    std::error_code ignored;
+    for (std::size_t total = 0, n = 1; n > 0 && total < 262144; total += n) n = io.read_plain(sink, sizeof sink, until, "close", ignored);
+    io.close();
+    last_failure() = why;
 }
 inline std::string OpenSsl::peer_subject() const {
     std::lock_guard<std::mutex> hold(state_);
@@ -3198,13 +3238,15 @@ inline void Client::handshake(bool server, const TlsOptions& options, const char
     std::string expected = server ? std::string() : options.server_name.empty() ? host_ : options.server_name;
     if (expected.size() > 2 && expected.front() == '[' && expected.back() == ']') expected = expected.substr(1, expected.size() - 2);
     if (!server && options.verify && expected.empty())
-        return (void)io_.fail(ec, op, make_error_code(errc::tls_setup), "no host name to check the certificate against: set TlsOptions::server_name");
+        return (void)(io_.fail(ec, op, make_error_code(errc::tls_setup), "no host name to check the certificate against: set TlsOptions::server_name"),
+                      close());
     auto session = std::make_unique<detail::OpenSsl>(std::move(expected));
     std::string why;
     if (!session->open(server, options, std::string_view(buffer_.bytes(), buffer_.size()), why))
-        return (void)io_.fail(ec, op, make_error_code(errc::tls_setup), why);
+        return (void)(io_.fail(ec, op, make_error_code(errc::tls_setup), why), close());
     buffer_ = detail::Buffer{};
     if (session->handshake(io_, io_.deadline(), op, ec)) io_.tls = std::move(session);
+    else if (ec.category() == error_category()) detail::close_after_alert(io_);
     else io_.close();
 }
 inline std::string Client::tls_peer_subject() const {

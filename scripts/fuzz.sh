@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# Fuzzes the UTF-8 functions and the receive path with libFuzzer under AddressSanitizer
-# and UndefinedBehaviorSanitizer, each target for the given seconds (default 60).
+# Fuzzes the UTF-8 functions, the receive path and the TLS receive path (start_tls,
+# accept_tls, records after a handshake) with libFuzzer under AddressSanitizer and
+# UndefinedBehaviorSanitizer, each target for the given seconds (default 60).
 #   scripts/fuzz.sh            # CI's length
 #   scripts/fuzz.sh 3600       # an hour per target
-# Seeds come from tests/fuzz/<target>/; what a run learns stays in build/fuzz/corpus-<target>/.
+# Seeds come from tests/fuzz/<target>/; what a run learns stays in build/fuzz/corpus-<target>/
+# (fuzz_tls also writes seeds there from live handshakes with a certificate it makes).
 # A finding stops the run with a non-zero status and leaves build/fuzz/crash-* to replay
 # with build/fuzz/<target> <file>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-scripts/deps.sh clang libclang-rt-14-dev
+scripts/deps.sh clang libclang-rt-14-dev libssl-dev
 out=build/fuzz
 mkdir -p "$out"
 flags=(-std=c++17 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
        -Wall -Wextra -Wpedantic -Werror)
-for target in utf8 recv; do
-  clang++ "${flags[@]}" "tests/fuzz/fuzz_$target.cpp" -o "$out/fuzz_$target"
+targets=(utf8 recv tls)
+for target in "${targets[@]}"; do
+  libraries=()
+  [ "$target" = tls ] && libraries=(-lssl -lcrypto)
+  clang++ "${flags[@]}" "tests/fuzz/fuzz_$target.cpp" -o "$out/fuzz_$target" ${libraries[@]+"${libraries[@]}"}
 done
-for target in utf8 recv; do
+for target in "${targets[@]}"; do
   corpus="$out/corpus-$target"
   mkdir -p "$corpus"
   echo "== fuzz_$target for $seconds s"

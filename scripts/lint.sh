@@ -25,8 +25,10 @@ echo "== $(cppcheck --version)"
 #     read as keeping a pointer into the temporary string; decode only reads it while it lives.
 #   cppcheckError in tests/test_serve.cpp, tests/test_defects.cpp and tests/test_connect.cpp:
 #     its parser stops at std::chrono literals (5s, 50ms).
+# OPENSSL_VERSION_NUMBER: cppcheck reads no system header, so the files that define
+# GREET_SOCKET_OPENSSL would stop at the header's "needs OpenSSL 3" #error.
 if ! cppcheck --std=c++17 --language=c++ --enable=warning,performance,portability --inline-suppr --error-exitcode=1 \
-    --quiet -I. -Itests -D__linux__ -D__GNUC__ -j "$jobs" \
+    --quiet -I. -Itests -D__linux__ -D__GNUC__ -DOPENSSL_VERSION_NUMBER=0x30000000L -j "$jobs" \
     --suppress=missingIncludeSystem \
     --suppress=danglingTemporaryLifetime:greet_socket.hpp \
     --suppress=cppcheckError:tests/test_serve.cpp \
