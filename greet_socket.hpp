@@ -30,7 +30,8 @@
 // TLS:    opt-in: #define GREET_SOCKET_OPENSSL before the include and link OpenSSL 3
 //         (-lssl -lcrypto); then Client::start_tls / accept_tls encrypt a connection, and
 //         the default build names no OpenSSL symbol.
-// License: MIT (see the end of this file). Version history: 1.0.0 first release.
+// License: MIT (see the end of this file). Version history: CHANGELOG.md (1.1.0: error codes,
+//          Canceller, Happy Eyeballs, socket options, UDP, Unix-domain sockets, TLS).
 
 #ifndef GREET_SOCKET_HPP
 #define GREET_SOCKET_HPP
@@ -91,7 +92,7 @@
 // MinGW's win32 thread model (the plain x86_64-w64-mingw32-g++ once Debian's g++-mingw-w64 is
 // installed) has a libstdc++ without std::mutex and std::thread: say so before the errors that follow.
 #if defined(__GLIBCXX__) && !defined(_GLIBCXX_HAS_GTHREADS)
-#error "greet_socket.hpp needs std::mutex and std::thread, which MinGW's win32 thread model lacks: compile with x86_64-w64-mingw32-g++-posix"
+#error "greet_socket.hpp needs std::thread, which MinGW's win32 thread model lacks: use x86_64-w64-mingw32-g++-posix"
 #endif
 #ifndef _WIN32_WINNT
 #define _WIN32_WINNT 0x0600 // WSAPoll and inet_ntop need Vista or later
@@ -148,7 +149,9 @@ inline void set_last_error(int e) noexcept { ::WSASetLastError(e); }
 inline bool interrupted(int e) noexcept { return e == WSAEINTR; }
 inline bool would_block(int e) noexcept { return e == WSAEWOULDBLOCK; }
 inline bool in_progress(int e) noexcept { return e == WSAEWOULDBLOCK || e == WSAEINPROGRESS; }
-inline int poll_native(WSAPOLLFD* fds, std::size_t n, int ms) noexcept { return ::WSAPoll(fds, static_cast<ULONG>(n), ms); }
+inline int poll_native(WSAPOLLFD* fds, std::size_t n, int ms) noexcept {
+    return ::WSAPoll(fds, static_cast<ULONG>(n), ms);
+}
 using pollfd_type = WSAPOLLFD;
 inline void set_blocking(SOCKET s, bool on) noexcept {
     u_long nonblocking = on ? 0 : 1;
@@ -158,7 +161,10 @@ inline void set_blocking(SOCKET s, bool on) noexcept {
 // Winsock must be started once per process; a function-local static does it
 // thread-safely on first use and stops it at exit.
 struct WinsockSession {
-    WinsockSession() noexcept { WSADATA data; ::WSAStartup(MAKEWORD(2, 2), &data); }
+    WinsockSession() noexcept {
+        WSADATA data;
+        ::WSAStartup(MAKEWORD(2, 2), &data);
+    }
     ~WinsockSession() { ::WSACleanup(); }
 };
 inline void start_networking() noexcept { static WinsockSession session; }
@@ -168,7 +174,8 @@ inline SOCKET open_native(int family, int type = SOCK_STREAM) noexcept {
 }
 // Two buffers in one system call: a message's header and payload leave in one segment.
 inline long send_two(SOCKET s, const char* a, std::size_t a_size, const char* b, std::size_t b_size) noexcept {
-    WSABUF buffers[2] = {{static_cast<ULONG>(a_size), const_cast<char*>(a)}, {static_cast<ULONG>(b_size), const_cast<char*>(b)}};
+    WSABUF buffers[2] = {{static_cast<ULONG>(a_size), const_cast<char*>(a)},
+                         {static_cast<ULONG>(b_size), const_cast<char*>(b)}};
     DWORD sent = 0;
     if (::WSASend(s, buffers, b_size ? 2 : 1, &sent, 0, nullptr, nullptr) != 0) return -1;
     return static_cast<long>(sent);
@@ -239,11 +246,15 @@ constexpr int tcp_no_delay = TCP_NODELAY;
 inline int keep_alive_native(SOCKET s, bool on, int idle, int interval, int) noexcept {
     tcp_keepalive values{on ? 1u : 0u, static_cast<ULONG>(idle) * 1000u, static_cast<ULONG>(interval) * 1000u};
     DWORD returned = 0;
-    if (::WSAIoctl(s, SIO_KEEPALIVE_VALS, &values, sizeof values, nullptr, 0, &returned, nullptr, nullptr) == 0) return 0;
+    if (::WSAIoctl(s, SIO_KEEPALIVE_VALS, &values, sizeof values, nullptr, 0, &returned, nullptr, nullptr) == 0)
+        return 0;
     return ::WSAGetLastError();
 }
-inline std::string scope_name(unsigned long index) { return std::to_string(index); } // if_indextoname would need iphlpapi
-inline unsigned interface_index(const char* name) noexcept { return static_cast<unsigned>(std::strtoul(name, nullptr, 10)); } // a number here
+// Scope ids as numbers: if_indextoname and if_nametoindex would need iphlpapi.
+inline std::string scope_name(unsigned long index) { return std::to_string(index); }
+inline unsigned interface_index(const char* name) noexcept {
+    return static_cast<unsigned>(std::strtoul(name, nullptr, 10));
+}
 // A "port unreachable" answer to an old datagram must not fail a later recvfrom with
 // WSAECONNRESET (SIO_UDP_CONNRESET off, as Go does).
 inline void prepare_datagram(SOCKET s) noexcept {
@@ -255,7 +266,8 @@ inline void prepare_datagram(SOCKET s) noexcept {
 // fills the buffer and says WSAEMSGSIZE, without the real size).
 inline long recv_datagram_native(SOCKET s, char* into, std::size_t n, sockaddr_storage* from, bool* cut) noexcept {
     int length = sizeof(sockaddr_storage);
-    const int got = ::recvfrom(s, into, static_cast<int>(n), 0, reinterpret_cast<sockaddr*>(from), from ? &length : nullptr);
+    const int got =
+        ::recvfrom(s, into, static_cast<int>(n), 0, reinterpret_cast<sockaddr*>(from), from ? &length : nullptr);
     *cut = got < 0 && ::WSAGetLastError() == WSAEMSGSIZE;
     return *cut ? static_cast<long>(n) : got;
 }
@@ -281,7 +293,8 @@ inline bool write_console(std::string_view utf8_text) {
     DWORD mode = 0, written = 0;
     if (!::GetConsoleMode(out, &mode)) return false;
     const std::u16string wide = to_utf16(utf8_text);
-    ::WriteConsoleW(out, reinterpret_cast<const wchar_t*>(wide.data()), static_cast<DWORD>(wide.size()), &written, nullptr);
+    ::WriteConsoleW(out, reinterpret_cast<const wchar_t*>(wide.data()), static_cast<DWORD>(wide.size()), &written,
+                    nullptr);
     return true;
 }
 } // namespace detail
@@ -319,7 +332,8 @@ constexpr int shut_send = SHUT_WR;
 constexpr int shut_both = SHUT_RDWR;
 using io_size = std::size_t;
 inline int close_native(int s) noexcept { return ::close(s); } // never retried: the descriptor is gone either way
-inline void interrupt_native(int s) noexcept { ::shutdown(s, SHUT_RDWR); } // ends a recv or send blocked in another thread
+// Ends a recv or send blocked in another thread.
+inline void interrupt_native(int s) noexcept { ::shutdown(s, SHUT_RDWR); }
 // Linux wakes an accept() blocked in another thread when its listener is shut down, so
 // a lone listener can block in accept() (one system call per client) and stop() shuts
 // down a duplicate of it, which stays valid until close(). Elsewhere accept() polls.
@@ -400,7 +414,10 @@ inline std::error_code resolver_error(int rc) noexcept {
 // The resolver's name for its code, shown in messages as the OS's names are; nullptr for others.
 // A table, not a switch: some systems give two of these names one value.
 inline const char* resolver_error_name(std::error_code code) noexcept {
-    static const struct { int rc; const char* name; } names[] = {
+    static const struct {
+        int rc;
+        const char* name;
+    } names[] = {
         {EAI_NONAME, "EAI_NONAME"}, {EAI_AGAIN, "EAI_AGAIN"},     {EAI_FAIL, "EAI_FAIL"},
         {EAI_FAMILY, "EAI_FAMILY"}, {EAI_SERVICE, "EAI_SERVICE"}, {EAI_MEMORY, "EAI_MEMORY"},
     };
@@ -553,13 +570,13 @@ private:
     std::uint64_t identity_ = 0;
 };
 // Text that goes out as UTF-8: UTF-16, UTF-32 and wide strings (and C++20's u8).
-template <class T>
-using if_text = std::enable_if_t<std::is_convertible_v<const T&, std::u16string_view> || std::is_convertible_v<const T&, std::u32string_view> ||
-                                 std::is_convertible_v<const T&, std::wstring_view>
+template <class T> using if_text = std::enable_if_t<std::is_convertible_v<const T&, std::u16string_view> ||
+                                                    std::is_convertible_v<const T&, std::u32string_view> ||
+                                                    std::is_convertible_v<const T&, std::wstring_view>
 #if defined(__cpp_char8_t)
-                                 || std::is_convertible_v<const T&, std::u8string_view>
+                                                    || std::is_convertible_v<const T&, std::u8string_view>
 #endif
-                                 >;
+                                                    >;
 struct CancelState; // a Canceller's, shared by its copies and the sockets given it
 struct CutOff;      // Server::serve's hold on one of its connections
 class Transport;
@@ -570,10 +587,12 @@ class Tls {
 public:
     virtual ~Tls() = default;
     using Deadline = std::chrono::steady_clock::time_point;
-    virtual std::size_t read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) = 0;
-    virtual std::size_t write(Transport& io, std::string_view first, std::string_view second, const char* op, std::error_code& ec) = 0;
+    virtual std::size_t read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op,
+                                  std::error_code& ec) = 0;
+    virtual std::size_t write(Transport& io, std::string_view first, std::string_view second, const char* op,
+                              std::error_code& ec) = 0;
     virtual bool shutdown(Transport& io, std::error_code& ec) = 0; // sends close_notify
-    virtual void abandon(Transport& io) noexcept = 0;               // close(): close_notify if it goes at once
+    virtual void abandon(Transport& io) noexcept = 0;              // close(): close_notify if it goes at once
 };
 // A connection's way to the OS and everything a wait depends on: the socket, its
 // timeout, a Canceller, serve()'s cut-off, chaos mode. Client (the stream: the buffer
@@ -606,7 +625,8 @@ public:
     std::size_t write(std::string_view first, std::string_view second, const char* op, std::error_code& ec);
     // ...and the bytes on the wire.
     std::size_t read_plain(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec);
-    std::size_t write_plain(std::string_view first, std::string_view second, Deadline until, const char* op, std::error_code& ec);
+    std::size_t write_plain(std::string_view first, std::string_view second, Deadline until, const char* op,
+                            std::error_code& ec);
 
     Socket socket;
     std::string endpoint; // "host:port" as the user named it, for error messages
@@ -619,7 +639,8 @@ public:
     std::unique_ptr<Tls> tls; // after start_tls or accept_tls
 
 private:
-    std::size_t write_failed(std::error_code code, std::size_t sent, std::size_t total, const char* op, std::error_code& ec) const;
+    std::size_t write_failed(std::error_code code, std::size_t sent, std::size_t total, const char* op,
+                             std::error_code& ec) const;
 };
 } // namespace detail
 } // namespace greet
@@ -643,11 +664,19 @@ public:
 private:
     std::runtime_error message_; // shares its text on copy, so copying never throws
 };
-class TimeoutError : public Error { using Error::Error; }; // code() == std::errc::timed_out
-class ResolveError : public Error { using Error::Error; }; // the host name could not be looked up
-class ClosedError : public Error { using Error::Error; };  // the peer closed before a whole unit arrived
-class TlsError : public Error { using Error::Error; };     // TLS failed: code() is a greet::errc tls_ value
-class Utf8Error : public Error {                           // code() == std::errc::illegal_byte_sequence
+class TimeoutError : public Error {
+    using Error::Error;
+}; // code() == std::errc::timed_out
+class ResolveError : public Error {
+    using Error::Error;
+}; // the host name could not be looked up
+class ClosedError : public Error {
+    using Error::Error;
+}; // the peer closed before a whole unit arrived
+class TlsError : public Error {
+    using Error::Error;
+};                               // TLS failed: code() is a greet::errc tls_ value
+class Utf8Error : public Error { // code() == std::errc::illegal_byte_sequence
 public:
     Utf8Error(std::size_t offset, const std::string& message);
     std::size_t offset() const noexcept { return offset_; } // the first bad byte (or code unit)
@@ -716,7 +745,7 @@ std::string sanitize(std::string_view bytes);
 // Console text as UTF-8, like Python's input() and print(). On a Windows console they
 // read and write UTF-16, so non-ASCII text survives any code page.
 std::optional<std::string> input(std::string_view prompt = {}); // nullopt at end of input
-void print(std::string_view text);                               // text + '\n', flushed
+void print(std::string_view text);                              // text + '\n', flushed
 
 using Timeout = std::optional<std::chrono::milliseconds>;
 
@@ -765,8 +794,8 @@ private:
 // read once per process and again when a file changes (certificates can be renewed
 // without a restart).
 struct TlsOptions {
-    std::string server_name;      // the name the server's certificate must carry; empty: connect()'s host
-    std::string ca_file;          // PEM CAs to trust; empty: the system's (client), no client certificate asked (server)
+    std::string server_name; // the name the server's certificate must carry; empty: connect()'s host
+    std::string ca_file;     // PEM CAs to trust; empty: the system's (client), no client certificate asked (server)
     std::string certificate_file; // PEM: the server's certificate chain, or the client's for mutual TLS
     std::string private_key_file; // PEM: its key; empty: the key is in certificate_file
     // false accepts ANY certificate, an attacker's too: UNSAFE, for a throwaway test only.
@@ -957,14 +986,17 @@ private:
     using Deadline = std::chrono::steady_clock::time_point;
     Client(detail::Socket socket, const sockaddr_storage& peer);
     class Race;
-    void connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, Deadline until, std::error_code& ec);
+    void connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, Deadline until,
+                     std::error_code& ec);
     void use(detail::Socket connected, const sockaddr_storage& address);
     bool apply_options(native_handle_type s, std::error_code& failure) const;
-    void set_option(int key, std::function<std::error_code(native_handle_type)> apply, const char* op, std::error_code& ec);
+    void set_option(int key, std::function<std::error_code(native_handle_type)> apply, const char* op,
+                    std::error_code& ec);
     std::size_t fill(Deadline until, const char* op, std::error_code& ec);
     std::string result_of(std::size_t n, const char* op, std::error_code& ec) const;
     std::string result_from(const char* bytes, std::size_t n, const char* op, std::error_code& ec);
-    bool read_rest(char* out, std::size_t size, std::string_view unread_prefix, Deadline until, const char* op, std::error_code& ec);
+    bool read_rest(char* out, std::size_t size, std::string_view unread_prefix, Deadline until, const char* op,
+                   std::error_code& ec);
     std::string text_from_buffer(std::size_t max_bytes, Deadline until, std::error_code& ec);
     std::size_t find_line(std::size_t max_bytes, const char* op, std::error_code& ec);
     std::size_t next_line(std::size_t max_bytes, std::error_code& ec) noexcept;
@@ -978,7 +1010,8 @@ private:
     Address peer_;
     std::string host_; // as given to connect(), for TLS's server_name
     std::chrono::milliseconds stagger_{250};
-    std::vector<std::pair<int, std::function<std::error_code(native_handle_type)>>> options_; // by kind, for each connect
+    std::vector<std::pair<int, std::function<std::error_code(native_handle_type)>>>
+        options_; // by kind, for each connect
 };
 
 // Options of Server::serve.
@@ -1077,14 +1110,14 @@ public:
 private:
     struct Wake { // how stop() and finished handlers interrupt a blocked accept()
         std::atomic<bool> stopped{false};
-        detail::Socket socket; // a UDP socket on 127.0.0.1 connected to itself
+        detail::Socket socket;   // a UDP socket on 127.0.0.1 connected to itself
         detail::Socket listener; // Linux, one listener: its duplicate, which stop() shuts down
     };
     class Sessions;
     struct Reporter;
     using Deadline = std::chrono::steady_clock::time_point;
-    std::vector<detail::Socket> bind_all(const std::vector<sockaddr_storage>& addresses, bool every_interface, std::uint16_t port,
-                                         std::error_code& ec);
+    std::vector<detail::Socket> bind_all(const std::vector<sockaddr_storage>& addresses, bool every_interface,
+                                         std::uint16_t port, std::error_code& ec);
     detail::Socket bind_one(sockaddr_storage storage, bool v6only, std::uint16_t port, std::error_code& last) const;
     bool bind_path(detail::Socket& s, const sockaddr_storage& address, std::error_code& ec);
     bool replace_stale(const sockaddr_storage& address, std::error_code& ec);
@@ -1143,7 +1176,8 @@ public:
     std::size_t send_to(std::string_view bytes, const Address& to) GREET_SOCKET_THROWS;
     std::size_t send_to(std::string_view bytes, const Address& to, std::error_code& ec) noexcept;
     std::size_t send_to(std::string_view bytes, std::string_view host, std::uint16_t port) GREET_SOCKET_THROWS;
-    std::size_t send_to(std::string_view bytes, std::string_view host, std::uint16_t port, std::error_code& ec) noexcept;
+    std::size_t send_to(std::string_view bytes, std::string_view host, std::uint16_t port,
+                        std::error_code& ec) noexcept;
     // Text (u"...", U"...", L"...", u8"...") goes as UTF-8. Throws: also Utf8Error, before anything is sent.
     template <class Text, class = detail::if_text<Text>>
     std::size_t send_to(const Text& text, const Address& to) GREET_SOCKET_THROWS;
@@ -1199,8 +1233,10 @@ private:
     bool open(int family, bool dual, const char* op, std::error_code& ec);
     bool target(std::string_view host, std::uint16_t port, const char* op, sockaddr_storage& to, std::error_code& ec);
     bool fit(sockaddr_storage& to, const char* op, std::string_view where, std::error_code& ec) const;
-    std::size_t send_datagram(std::string_view bytes, const sockaddr_storage* to, const char* op, std::string_view where, std::error_code& ec);
-    bool fail(std::error_code& ec, const char* op, std::string_view where, std::error_code code, std::string_view note = {}) const;
+    std::size_t send_datagram(std::string_view bytes, const sockaddr_storage* to, const char* op,
+                              std::string_view where, std::error_code& ec);
+    bool fail(std::error_code& ec, const char* op, std::string_view where, std::error_code code,
+              std::string_view note = {}) const;
     std::string recv_datagram(std::size_t max_bytes, sockaddr_storage* from, const char* op, std::error_code& ec);
     void membership(bool join, std::string_view group, std::string_view interface, const char* op, std::error_code& ec);
 
@@ -1229,7 +1265,9 @@ constexpr std::size_t chunk = 65536;     // how much a buffered read asks the OS
 constexpr std::size_t stack_read = 4096; // receives up to this size read onto the stack
 
 // How many bytes may hold a line of max_bytes and its "\r\n".
-constexpr std::size_t line_window(std::size_t max_bytes) noexcept { return max_bytes > SIZE_MAX - 2 ? SIZE_MAX : max_bytes + 2; }
+constexpr std::size_t line_window(std::size_t max_bytes) noexcept {
+    return max_bytes > SIZE_MAX - 2 ? SIZE_MAX : max_bytes + 2;
+}
 
 // The text of every error: "<op> <endpoint>: <NAME> (<OS text>): <note or hint>".
 struct ErrorInfo {
@@ -1240,19 +1278,27 @@ struct ErrorInfo {
 };
 inline const ErrorInfo* find_error_info(std::error_code code) noexcept {
     static const ErrorInfo table[] = {
-        {std::errc::address_in_use, "EADDRINUSE", "Address already in use", "another program is listening on this port"},
-        {std::errc::permission_denied, "EACCES", "Permission denied", "ports below 1024 need administrator rights; use a port from 1024 to 65535"},
+        {std::errc::address_in_use, "EADDRINUSE", "Address already in use",
+         "another program is listening on this port"},
+        {std::errc::permission_denied, "EACCES", "Permission denied",
+         "ports below 1024 need administrator rights; use a port from 1024 to 65535"},
         {std::errc::connection_refused, "ECONNREFUSED", "Connection refused", "is the server running?"},
         {std::errc::timed_out, "ETIMEDOUT", "Connection timed out", "the other side did not answer in time"},
-        {std::errc::address_not_available, "EADDRNOTAVAIL", "Cannot assign requested address", "this machine has no such address; use \"localhost\", or \"\" for every interface"},
-        {std::errc::connection_reset, "ECONNRESET", "Connection reset by peer", "the peer closed the connection abruptly"},
-        {std::errc::connection_aborted, "ECONNABORTED", "Connection aborted", "the connection was dropped before it could be used"},
+        {std::errc::address_not_available, "EADDRNOTAVAIL", "Cannot assign requested address",
+         "this machine has no such address; use \"localhost\", or \"\" for every interface"},
+        {std::errc::connection_reset, "ECONNRESET", "Connection reset by peer",
+         "the peer closed the connection abruptly"},
+        {std::errc::connection_aborted, "ECONNABORTED", "Connection aborted",
+         "the connection was dropped before it could be used"},
         {std::errc::broken_pipe, "EPIPE", "Broken pipe", "the peer has closed the connection"},
         {std::errc::network_unreachable, "ENETUNREACH", "Network is unreachable", "check the address and the network"},
         {std::errc::host_unreachable, "EHOSTUNREACH", "No route to host", "check the address and the network"},
-        {std::errc::address_family_not_supported, "EAFNOSUPPORT", "Address family not supported", "this machine lacks that IP version"},
-        {std::errc::too_many_files_open, "EMFILE", "Too many open files", "the process is out of descriptors; close sockets no longer in use"},
-        {std::errc::too_many_files_open_in_system, "ENFILE", "Too many open files in system", "the system is out of descriptors"},
+        {std::errc::address_family_not_supported, "EAFNOSUPPORT", "Address family not supported",
+         "this machine lacks that IP version"},
+        {std::errc::too_many_files_open, "EMFILE", "Too many open files",
+         "the process is out of descriptors; close sockets no longer in use"},
+        {std::errc::too_many_files_open_in_system, "ENFILE", "Too many open files in system",
+         "the system is out of descriptors"},
         {std::errc::no_buffer_space, "ENOBUFS", "No buffer space available", nullptr},
         {std::errc::resource_unavailable_try_again, "EAGAIN", "Resource temporarily unavailable", nullptr},
         {std::errc::not_enough_memory, "ENOMEM", "Cannot allocate memory", nullptr},
@@ -1262,7 +1308,8 @@ inline const ErrorInfo* find_error_info(std::error_code code) noexcept {
         {std::errc::message_size, "EMSGSIZE", "Message too long", nullptr},
         {std::errc::illegal_byte_sequence, "EILSEQ", "Illegal byte sequence", nullptr},
         {std::errc::bad_file_descriptor, "EBADF", "Bad file descriptor", nullptr},
-        {std::errc::no_such_file_or_directory, "ENOENT", "No such file or directory", "no socket at this path: is the server running, and is the path right?"},
+        {std::errc::no_such_file_or_directory, "ENOENT", "No such file or directory",
+         "no socket at this path: is the server running, and is the path right?"},
         {std::errc::not_supported, "ENOTSUP", "Operation not supported", nullptr},
         {std::errc::operation_canceled, "ECANCELED", "Operation canceled", "the server is stopping"},
     };
@@ -1272,7 +1319,8 @@ inline const ErrorInfo* find_error_info(std::error_code code) noexcept {
     return nullptr;
 }
 
-inline std::string describe(std::string_view op, std::string_view endpoint, std::error_code code, std::string_view note) {
+inline std::string describe(std::string_view op, std::string_view endpoint, std::error_code code,
+                            std::string_view note) {
     std::string text = code.message();
     const ErrorInfo* info = find_error_info(code);
     if (info && (text.empty() || text.rfind("Unknown error", 0) == 0)) text = info->text;
@@ -1280,8 +1328,10 @@ inline std::string describe(std::string_view op, std::string_view endpoint, std:
     if (!endpoint.empty()) out.append(" ").append(endpoint);
     out += ": ";
     const char* name = info ? info->name : resolver_error_name(code);
-    if (name) out.append(name).append(" (").append(text).append(")");
-    else out += text;
+    if (name)
+        out.append(name).append(" (").append(text).append(")");
+    else
+        out += text;
     if (note.empty() && info && info->hint) note = info->hint;
     if (!note.empty()) out.append(": ").append(note);
     return out;
@@ -1301,7 +1351,8 @@ inline Failure& last_failure() noexcept {
 }
 // The one place a failure is recorded: ec and its words. Returns false, so that
 // `return fail(ec, ...)` ends a step that reports success as true.
-inline bool fail(std::error_code& ec, std::string_view op, std::string_view endpoint, std::error_code code, std::string_view note = {}) noexcept {
+inline bool fail(std::error_code& ec, std::string_view op, std::string_view endpoint, std::error_code code,
+                 std::string_view note = {}) noexcept {
     Failure& failure = last_failure();
     failure.code = code;
     failure.offset = 0;
@@ -1321,7 +1372,8 @@ inline bool fail(std::error_code& ec, std::string_view op, std::string_view endp
 inline bool fail_argument(std::error_code& ec, std::string_view op, std::string_view note) noexcept {
     return fail(ec, op, {}, std::make_error_code(std::errc::invalid_argument), note);
 }
-inline bool fail_utf8(std::error_code& ec, std::string_view op, std::string_view endpoint, std::size_t offset, std::string_view note) noexcept {
+inline bool fail_utf8(std::error_code& ec, std::string_view op, std::string_view endpoint, std::size_t offset,
+                      std::string_view note) noexcept {
     fail(ec, op, endpoint, std::make_error_code(std::errc::illegal_byte_sequence), note);
     last_failure().offset = offset;
     return false;
@@ -1329,8 +1381,7 @@ inline bool fail_utf8(std::error_code& ec, std::string_view op, std::string_view
 
 // Runs the body of an error-code call, which is noexcept: an allocation that fails inside
 // it is ENOMEM, never std::terminate.
-template <class F>
-auto guarded(std::error_code& ec, const char* op, F&& body) noexcept -> decltype(body()) {
+template <class F> auto guarded(std::error_code& ec, const char* op, F&& body) noexcept -> decltype(body()) {
 #if GREET_SOCKET_EXCEPTIONS
     try {
         return body();
@@ -1364,12 +1415,16 @@ inline Utf8Step utf8_step(const unsigned char* p, std::size_t n) noexcept {
         need = 1, cp = lead & 0x1Fu;
     } else if (lead >= 0xE0 && lead <= 0xEF) {
         need = 2, cp = lead & 0x0Fu;
-        if (lead == 0xE0) low = 0xA0;       // no overlong forms
-        else if (lead == 0xED) high = 0x9F; // no surrogates
+        if (lead == 0xE0)
+            low = 0xA0; // no overlong forms
+        else if (lead == 0xED)
+            high = 0x9F; // no surrogates
     } else if (lead >= 0xF0 && lead <= 0xF4) {
         need = 3, cp = lead & 0x07u;
-        if (lead == 0xF0) low = 0x90;       // no overlong forms
-        else if (lead == 0xF4) high = 0x8F; // nothing past U+10FFFF
+        if (lead == 0xF0)
+            low = 0x90; // no overlong forms
+        else if (lead == 0xF4)
+            high = 0x8F; // nothing past U+10FFFF
     } else {
         return {1, 0, false, false};
     }
@@ -1410,7 +1465,9 @@ inline std::string host_text(std::string_view host) {
     return std::string(host);
 }
 
-inline std::string ms_text(Timeout timeout) { return std::to_string(timeout.value_or(std::chrono::milliseconds(0)).count()) + " ms"; }
+inline std::string ms_text(Timeout timeout) {
+    return std::to_string(timeout.value_or(std::chrono::milliseconds(0)).count()) + " ms";
+}
 
 // A timeout too long to add to now() means no deadline.
 inline Clock::time_point deadline_after(Timeout timeout) noexcept {
@@ -1449,16 +1506,20 @@ inline std::string unix_note(std::error_code code) {
 inline bool unix_address(std::string_view path, const char* op, sockaddr_storage& out, std::error_code& ec) {
     const std::string where = unix_text(path);
     const auto invalid = std::make_error_code(std::errc::invalid_argument);
-    const std::size_t room = sizeof(sockaddr_un::sun_path) - 1; // a path needs its NUL; an abstract name its leading one
+    const std::size_t room =
+        sizeof(sockaddr_un::sun_path) - 1; // a path needs its NUL; an abstract name its leading one
     const bool abstract = !path.empty() && path[0] == '\0';
-    if (path.empty() || (abstract && path.size() == 1)) return fail(ec, op, "\"\"", invalid, "a Unix-domain socket needs a path");
-    if (abstract && !abstract_names) return fail(ec, op, where, invalid, "abstract names (a leading NUL byte) exist on Linux only; use a path");
+    if (path.empty() || (abstract && path.size() == 1))
+        return fail(ec, op, "\"\"", invalid, "a Unix-domain socket needs a path");
+    if (abstract && !abstract_names)
+        return fail(ec, op, where, invalid, "abstract names (a leading NUL byte) exist on Linux only; use a path");
     if (path.size() > room + (abstract ? 1 : 0))
         return fail(ec, op, where, invalid,
                     "the path is " + std::to_string(path.size()) + " bytes; this OS allows " + std::to_string(room) +
                         " (use a shorter folder, such as one under /tmp or $XDG_RUNTIME_DIR)");
     if (path.find('\0', abstract ? 1 : 0) != std::string_view::npos)
-        return fail(ec, op, where, invalid, abstract ? "an abstract name holds no NUL byte after its first" : "a path holds no NUL byte");
+        return fail(ec, op, where, invalid,
+                    abstract ? "an abstract name holds no NUL byte after its first" : "a path holds no NUL byte");
     out = sockaddr_storage{};
     auto& un = reinterpret_cast<sockaddr_un&>(out);
     un.sun_family = AF_UNIX;
@@ -1485,8 +1546,8 @@ inline bool parse_numeric(const std::string& name, std::uint16_t port, sockaddr_
 }
 
 // The addresses to try, in the resolver's order, port included, each once.
-inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_view endpoint, std::string_view host, std::uint16_t port,
-                                             std::error_code& ec) {
+inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_view endpoint, std::string_view host,
+                                             std::uint16_t port, std::error_code& ec) {
     start_networking();
     const auto fail_resolve = [&](std::error_code code, std::string_view note) {
         fail(ec, op, endpoint, code, note);
@@ -1494,7 +1555,8 @@ inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_vi
         return std::vector<sockaddr_storage>();
     };
     const std::string name = host_text(host);
-    if (name.find('\0') != std::string::npos) return fail_resolve(std::make_error_code(std::errc::invalid_argument), "the host name holds a NUL byte");
+    if (name.find('\0') != std::string::npos)
+        return fail_resolve(std::make_error_code(std::errc::invalid_argument), "the host name holds a NUL byte");
     std::vector<sockaddr_storage> out(1);
     if (parse_numeric(name, port, out[0])) return out;
     addrinfo hints{};
@@ -1515,7 +1577,9 @@ inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_vi
         sockaddr_storage address{};
         std::memcpy(&address, ai->ai_addr, std::min(sizeof address, static_cast<std::size_t>(ai->ai_addrlen)));
         // A name listed twice (two lines of a hosts file) must not bind its address twice.
-        const auto same = [&](const sockaddr_storage& seen) { return std::memcmp(&seen, &address, sizeof address) == 0; };
+        const auto same = [&](const sockaddr_storage& seen) {
+            return std::memcmp(&seen, &address, sizeof address) == 0;
+        };
         if (std::none_of(out.begin(), out.end(), same)) out.push_back(address);
     }
     return out;
@@ -1524,7 +1588,8 @@ inline std::vector<sockaddr_storage> resolve(std::string_view op, std::string_vi
 // RFC 8305 section 4: the families alternate, the resolver's first family first.
 inline std::vector<std::size_t> interleave(const std::vector<sockaddr_storage>& addresses) {
     std::vector<std::size_t> first, other, order;
-    for (std::size_t i = 0; i < addresses.size(); ++i) (addresses[i].ss_family == addresses[0].ss_family ? first : other).push_back(i);
+    for (std::size_t i = 0; i < addresses.size(); ++i)
+        (addresses[i].ss_family == addresses[0].ss_family ? first : other).push_back(i);
     for (std::size_t i = 0; i < first.size() || i < other.size(); ++i) {
         if (i < first.size()) order.push_back(first[i]);
         if (i < other.size()) order.push_back(other[i]);
@@ -1576,7 +1641,8 @@ inline Address to_address(const sockaddr_storage& storage) {
             ipv4_text(b + 12, text);
         else
             ::inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
-        if (in6.sin6_scope_id != 0) return Address{std::string(text) + "%" + scope_name(in6.sin6_scope_id), port}; // fe80::1%eth0
+        if (in6.sin6_scope_id != 0)
+            return Address{std::string(text) + "%" + scope_name(in6.sin6_scope_id), port}; // fe80::1%eth0
     } else if (storage.ss_family == AF_INET) {
         const auto& in4 = reinterpret_cast<const sockaddr_in&>(storage);
         port = ntohs(in4.sin_port);
@@ -1585,7 +1651,8 @@ inline Address to_address(const sockaddr_storage& storage) {
     return Address{text, port};
 }
 
-inline Address socket_address(native_handle_type s, bool peer, const char* op, std::string_view endpoint, std::error_code& ec) {
+inline Address socket_address(native_handle_type s, bool peer, const char* op, std::string_view endpoint,
+                              std::error_code& ec) {
     sockaddr_storage storage{};
     socklen_t length = sizeof storage;
     sockaddr* addr = reinterpret_cast<sockaddr*>(&storage);
@@ -1613,8 +1680,7 @@ inline Socket open_wake_socket(const char* op, std::string_view endpoint, const 
 // Reads every byte a wake socket holds.
 inline void drain(native_handle_type wake) noexcept {
     char bytes[64];
-    while (::recv(wake, bytes, sizeof bytes, 0) > 0) {
-    }
+    while (::recv(wake, bytes, sizeof bytes, 0) > 0) {}
 }
 // Sends the byte that wakes every poll() on a wake socket, leaving errno as it was (the
 // caller may be a signal handler). A full socket is awake already.
@@ -1654,7 +1720,9 @@ inline std::uint64_t chaos_next(std::uint64_t& state) noexcept {
 }
 inline std::uint64_t chaos_state(std::uint64_t seed) noexcept { return chaos_next(seed) | 1; } // never 0 (off)
 // The sending direction's state, drawn from the receiving one's (0 stays off).
-inline std::uint64_t chaos_send_state(std::uint64_t recv_state) noexcept { return recv_state ? chaos_state(recv_state) : 0; }
+inline std::uint64_t chaos_send_state(std::uint64_t recv_state) noexcept {
+    return recv_state ? chaos_state(recv_state) : 0;
+}
 inline std::size_t chaos_piece(std::uint64_t& state, std::size_t n) noexcept {
     if (state == 0 || n <= 1) return n;
     return std::min<std::size_t>(n, 1 + static_cast<std::size_t>(chaos_next(state) % 16));
@@ -1679,7 +1747,9 @@ inline bool retry(std::error_code& err) noexcept {
     err = os_error(e);
     return false;
 }
-inline bool would_block(const std::error_code& err) noexcept { return err.category() == std::system_category() && would_block(err.value()); }
+inline bool would_block(const std::error_code& err) noexcept {
+    return err.category() == std::system_category() && would_block(err.value());
+}
 
 inline Socket open_socket(int family, int type, std::error_code& err) noexcept {
     Socket s(open_native(family, type));
@@ -1704,7 +1774,8 @@ inline Socket accept_from(native_handle_type listener, sockaddr_storage& peer, s
 }
 // Never retried: an interrupted connect goes on in the background, so *pending is set
 // for it as for a non-blocking socket's connect, and the caller waits for POLLOUT.
-inline bool connect_to(native_handle_type s, const sockaddr_storage& address, bool* pending, std::error_code& err) noexcept {
+inline bool connect_to(native_handle_type s, const sockaddr_storage& address, bool* pending,
+                       std::error_code& err) noexcept {
     *pending = false;
     if (::connect(s, reinterpret_cast<const sockaddr*>(&address), sockaddr_length(address)) == 0) return true;
     const int e = last_error();
@@ -1716,7 +1787,8 @@ inline bool connect_to(native_handle_type s, const sockaddr_storage& address, bo
 inline std::error_code connect_result(native_handle_type s) noexcept {
     int error = 0;
     socklen_t length = sizeof error;
-    if (::getsockopt(s, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&error), &length) != 0) return os_error(last_error());
+    if (::getsockopt(s, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&error), &length) != 0)
+        return os_error(last_error());
     return error ? os_error(error) : std::error_code();
 }
 inline long recv_some(native_handle_type s, char* into, std::size_t n, std::error_code& err) noexcept {
@@ -1734,16 +1806,19 @@ inline long send_some(native_handle_type s, std::string_view a, std::string_view
         if (sent >= 0 || !retry(err)) return sent;
     }
 }
-inline long recv_datagram(native_handle_type s, char* into, std::size_t n, sockaddr_storage* from, bool* cut, std::error_code& err) noexcept {
+inline long recv_datagram(native_handle_type s, char* into, std::size_t n, sockaddr_storage* from, bool* cut,
+                          std::error_code& err) noexcept {
     for (;;) {
         const long got = recv_datagram_native(s, into, n, from, cut);
         if (got >= 0 || !retry(err)) return got;
     }
 }
-inline long send_datagram(native_handle_type s, std::string_view bytes, const sockaddr_storage* to, std::error_code& err) noexcept {
+inline long send_datagram(native_handle_type s, std::string_view bytes, const sockaddr_storage* to,
+                          std::error_code& err) noexcept {
     const sockaddr* address = reinterpret_cast<const sockaddr*>(to);
     for (;;) {
-        const auto sent = ::sendto(s, bytes.data(), static_cast<io_size>(bytes.size()), send_flags, address, to ? sockaddr_length(*to) : 0);
+        const auto sent = ::sendto(s, bytes.data(), static_cast<io_size>(bytes.size()), send_flags, address,
+                                   to ? sockaddr_length(*to) : 0);
         if (sent >= 0 || !retry(err)) return static_cast<long>(sent);
     }
 }
@@ -1763,7 +1838,8 @@ inline bool wait_any(pollfd_type* fds, std::size_t count, Clock::time_point dead
     }
 }
 // Waits for s, and for waker (if any) to become readable.
-inline bool wait(native_handle_type s, short events, native_handle_type waker, Clock::time_point deadline, std::error_code& err) noexcept {
+inline bool wait(native_handle_type s, short events, native_handle_type waker, Clock::time_point deadline,
+                 std::error_code& err) noexcept {
     pollfd_type fds[2]{};
     fds[0].fd = s;
     fds[0].events = events;
@@ -1797,8 +1873,7 @@ inline std::string fail_encode(std::error_code& ec, std::size_t index, const cha
     return {};
 }
 
-template <class Unit>
-std::string encode_utf16(const Unit* units, std::size_t n, std::error_code& ec) {
+template <class Unit> std::string encode_utf16(const Unit* units, std::size_t n, std::error_code& ec) {
     std::string out;
     out.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -1817,8 +1892,7 @@ std::string encode_utf16(const Unit* units, std::size_t n, std::error_code& ec) 
     return out;
 }
 
-template <class Unit>
-std::string encode_utf32(const Unit* units, std::size_t n, std::error_code& ec) {
+template <class Unit> std::string encode_utf32(const Unit* units, std::size_t n, std::error_code& ec) {
     std::string out;
     out.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -1883,7 +1957,8 @@ inline void Socket::reset() noexcept {
 
 inline Buffer& Buffer::operator=(Buffer&& other) noexcept {
     data = std::move(other.data);
-    capacity = std::exchange(other.capacity, 0), begin = std::exchange(other.begin, 0), end = std::exchange(other.end, 0);
+    capacity = std::exchange(other.capacity, 0), begin = std::exchange(other.begin, 0),
+    end = std::exchange(other.end, 0);
     return *this;
 }
 inline std::string Buffer::take(std::size_t n) {
@@ -1916,7 +1991,8 @@ inline SocketFile& SocketFile::operator=(SocketFile&& other) noexcept {
     return *this;
 }
 inline void SocketFile::reset() noexcept {
-    if (identity_ && file_kind(path_.c_str()) == 1 && file_identity(path_.c_str()) == identity_) remove_file(path_.c_str());
+    if (identity_ && file_kind(path_.c_str()) == 1 && file_identity(path_.c_str()) == identity_)
+        remove_file(path_.c_str());
     identity_ = 0;
 }
 
@@ -1954,7 +2030,9 @@ inline std::string Address::to_string() const {
     std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     return out + ":" + std::to_string(port);
 }
-inline bool operator==(const Address& a, const Address& b) { return a.port == b.port && a.unix_domain == b.unix_domain && a.host == b.host; }
+inline bool operator==(const Address& a, const Address& b) {
+    return a.port == b.port && a.unix_domain == b.unix_domain && a.host == b.host;
+}
 inline bool operator!=(const Address& a, const Address& b) { return !(a == b); }
 inline std::ostream& operator<<(std::ostream& out, const Address& address) { return out << address.to_string(); }
 
@@ -1970,7 +2048,9 @@ inline std::uint16_t parse_port(std::string_view text, std::error_code& ec) noex
             value = value * 10 + static_cast<unsigned long>(c - '0');
         }
         if (!ok || value > 65535)
-            return detail::fail_argument(ec, "parse_port \"" + detail::printable(text) + "\"", "a port is a whole number from 0 to 65535"), 0;
+            return detail::fail_argument(ec, "parse_port \"" + detail::printable(text) + "\"",
+                                         "a port is a whole number from 0 to 65535"),
+                   0;
         return static_cast<std::uint16_t>(value);
     });
 }
@@ -1987,8 +2067,10 @@ inline std::string encode(std::u32string_view text, std::error_code& ec) noexcep
 inline std::string encode(std::wstring_view text, std::error_code& ec) noexcept {
     ec.clear();
     return detail::guarded(ec, "utf8::encode", [&] {
-        if constexpr (sizeof(wchar_t) == 2) return detail::encode_utf16(text.data(), text.size(), ec);
-        else return detail::encode_utf32(text.data(), text.size(), ec);
+        if constexpr (sizeof(wchar_t) == 2)
+            return detail::encode_utf16(text.data(), text.size(), ec);
+        else
+            return detail::encode_utf32(text.data(), text.size(), ec);
     });
 }
 inline std::u32string decode(std::string_view bytes, std::error_code& ec) noexcept {
@@ -2020,8 +2102,10 @@ inline std::string sanitize(std::string_view bytes) {
     const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
     for (std::size_t i = 0; i < bytes.size();) {
         const detail::Utf8Step step = detail::utf8_step(p + i, bytes.size() - i);
-        if (step.valid) out.append(bytes.data() + i, step.length);
-        else out += "\xEF\xBF\xBD";
+        if (step.valid)
+            out.append(bytes.data() + i, step.length);
+        else
+            out += "\xEF\xBF\xBD";
         i += step.length;
     }
     return out;
@@ -2047,7 +2131,8 @@ inline std::optional<std::string> input(std::string_view prompt) {
 
 inline void print(std::string_view text) {
     const std::string line = std::string(text) + "\n";
-    if (!detail::write_console(line)) std::fwrite(line.data(), 1, line.size(), stdout); // one write: lines of threads never mix
+    if (!detail::write_console(line))
+        std::fwrite(line.data(), 1, line.size(), stdout); // one write: lines of threads never mix
     std::fflush(stdout);
 }
 
@@ -2128,7 +2213,8 @@ inline bool Transport::cancelled() const noexcept {
 // fails with ECANCELED; note says how far a send got.
 inline bool Transport::check_cancelled(const char* op, std::error_code& ec, std::string_view note) const {
     if (!cancelled()) return true;
-    std::string text = cut_off && cut_off->on.load() ? "the server is stopping" : "cancelled by its greet::Canceller; reset() it to go on";
+    std::string text = cut_off && cut_off->on.load() ? "the server is stopping"
+                                                     : "cancelled by its greet::Canceller; reset() it to go on";
     if (!note.empty()) text.append("; ").append(note);
     return fail(ec, op, std::make_error_code(std::errc::operation_canceled), text);
 }
@@ -2154,15 +2240,18 @@ inline bool Transport::wait_on(native_handle_type s, short events, Deadline unti
 }
 // Waits for this socket; false with ec set on a time-out (note: how far a send got), a
 // cancel or a failed poll.
-inline bool Transport::await(short events, Deadline until, const char* op, std::error_code& ec, std::string_view note) const {
+inline bool Transport::await(short events, Deadline until, const char* op, std::error_code& ec,
+                             std::string_view note) const {
     if (!wait_on(socket, events, until, ec)) return ec ? false : fail_timeout(ec, op, note);
     return check_cancelled(op, ec, note);
 }
-inline std::size_t Transport::read_some(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) {
+inline std::size_t Transport::read_some(char* into, std::size_t n, Deadline until, const char* op,
+                                        std::error_code& ec) {
     return tls ? tls->read_some(*this, into, n, until, op, ec) : read_plain(into, n, until, op, ec);
 }
 // One receive from the OS: the bytes read (0 once the peer has closed, or with ec set).
-inline std::size_t Transport::read_plain(char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) {
+inline std::size_t Transport::read_plain(char* into, std::size_t n, Deadline until, const char* op,
+                                         std::error_code& ec) {
     for (;;) {
         std::error_code failed;
         const long got = recv_some(socket, into, chaos_piece(chaos_recv, n), failed);
@@ -2177,13 +2266,15 @@ inline std::size_t Transport::read_plain(char* into, std::size_t n, Deadline unt
     }
 }
 // Returns the bytes sent, on failure too.
-inline std::size_t Transport::write(std::string_view first, std::string_view second, const char* op, std::error_code& ec) {
+inline std::size_t Transport::write(std::string_view first, std::string_view second, const char* op,
+                                    std::error_code& ec) {
     ec.clear();
     if (!is_open()) return fail(ec, op, std::make_error_code(std::errc::not_connected)), 0;
     return tls ? tls->write(*this, first, second, op, ec) : write_plain(first, second, deadline(), op, ec);
 }
 // Sends first + second, looping over partial writes; one system call when the OS takes all.
-inline std::size_t Transport::write_plain(std::string_view first, std::string_view second, Deadline until, const char* op, std::error_code& ec) {
+inline std::size_t Transport::write_plain(std::string_view first, std::string_view second, Deadline until,
+                                          const char* op, std::error_code& ec) {
     const std::size_t total = first.size() + second.size();
     std::size_t sent = 0;
     const auto progress = [&] { return "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes"; };
@@ -2205,8 +2296,10 @@ inline std::size_t Transport::write_plain(std::string_view first, std::string_vi
     return sent;
 }
 // A send the OS refused: the hint first (what happened), then how far the send got.
-inline std::size_t Transport::write_failed(std::error_code code, std::size_t sent, std::size_t total, const char* op, std::error_code& ec) const {
-    if (!check_cancelled(op, ec, "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes")) return sent;
+inline std::size_t Transport::write_failed(std::error_code code, std::size_t sent, std::size_t total, const char* op,
+                                           std::error_code& ec) const {
+    if (!check_cancelled(op, ec, "sent " + std::to_string(sent) + " of " + std::to_string(total) + " bytes"))
+        return sent;
     std::string note;
     if (sent > 0) {
         const ErrorInfo* info = find_error_info(code);
@@ -2220,7 +2313,8 @@ inline std::size_t Transport::write_failed(std::error_code code, std::size_t sen
 
 // --- Client: the private steps every call is made of.
 
-inline Client::Client(detail::Socket socket, const sockaddr_storage& peer) : io_(std::move(socket)), peer_(detail::to_address(peer)) {
+inline Client::Client(detail::Socket socket, const sockaddr_storage& peer)
+    : io_(std::move(socket)), peer_(detail::to_address(peer)) {
     io_.endpoint = peer_.to_string();
     io_.chaos_recv = detail::chaos_from_environment();
     io_.chaos_send = detail::chaos_send_state(io_.chaos_recv);
@@ -2241,13 +2335,13 @@ inline std::string Client::result_of(std::size_t n, const char* op, std::error_c
 #if GREET_SOCKET_EXCEPTIONS
     try {
         if (allocated) out.resize(n);
-    } catch (const std::bad_alloc&) {
-        allocated = false;
-    }
+    } catch (const std::bad_alloc&) { allocated = false; }
 #else
     if (allocated) out.resize(n);
 #endif
-    if (!allocated) io_.fail(ec, op, std::make_error_code(std::errc::not_enough_memory), "no memory for a result of " + std::to_string(n) + " bytes; the bytes stay unread");
+    if (!allocated)
+        io_.fail(ec, op, std::make_error_code(std::errc::not_enough_memory),
+                 "no memory for a result of " + std::to_string(n) + " bytes; the bytes stay unread");
     return out;
 }
 // Small receives land on the stack and large ones in the connection's buffer, so that a
@@ -2260,7 +2354,8 @@ inline std::string Client::result_from(const char* bytes, std::size_t n, const c
     } catch (const std::bad_alloc&) {
         std::memcpy(buffer_.prepare(n), bytes, n); // the buffer is empty: bytes went to the stack only then
         buffer_.commit(n);
-        io_.fail(ec, op, std::make_error_code(std::errc::not_enough_memory), "no memory for the result; the bytes stay unread");
+        io_.fail(ec, op, std::make_error_code(std::errc::not_enough_memory),
+                 "no memory for the result; the bytes stay unread");
         return {};
     }
 #else
@@ -2272,8 +2367,8 @@ inline std::string Client::result_from(const char* bytes, std::size_t n, const c
 // Fills out[0, size): first from the buffer, then from the OS. On any failure the
 // unread_prefix and every byte that did arrive go back to the buffer, so the next
 // receive returns them.
-inline bool Client::read_rest(char* out, std::size_t size, std::string_view unread_prefix, std::chrono::steady_clock::time_point until,
-                              const char* op, std::error_code& ec) {
+inline bool Client::read_rest(char* out, std::size_t size, std::string_view unread_prefix,
+                              std::chrono::steady_clock::time_point until, const char* op, std::error_code& ec) {
     std::size_t have = std::min(size, buffer_.size());
     if (have > 0) {
         std::memcpy(out, buffer_.bytes(), have);
@@ -2285,7 +2380,7 @@ inline bool Client::read_rest(char* out, std::size_t size, std::string_view unre
         if (ec) break;
         if (got == 0) {
             io_.fail(ec, op, make_error_code(errc::peer_closed),
-                 "after " + std::to_string(have) + " of " + std::to_string(size) + " bytes; recv() returns them");
+                     "after " + std::to_string(have) + " of " + std::to_string(size) + " bytes; recv() returns them");
             break;
         }
         have += got;
@@ -2316,14 +2411,15 @@ inline std::size_t Client::find_line(std::size_t max_bytes, const char* op, std:
         scanned = limit;
         if (scanned >= window)
             return io_.fail(ec, op, std::make_error_code(std::errc::message_size),
-                        "no line end within " + std::to_string(max_bytes) + " bytes; the bytes stay unread"),
+                            "no line end within " + std::to_string(max_bytes) + " bytes; the bytes stay unread"),
                    0;
         if (!first && !io_.check_deadline(until, op, ec)) return 0;
         if (fill(until, op, ec) == 0) {
             if (ec) return 0;
             return io_.fail(ec, op, make_error_code(errc::peer_closed),
-                        buffer_.size() ? "in the middle of a line; recv() returns its " + std::to_string(buffer_.size()) + " bytes"
-                                       : std::string("no more lines")),
+                            buffer_.size() ? "in the middle of a line; recv() returns its " +
+                                    std::to_string(buffer_.size()) + " bytes"
+                                           : std::string("no more lines")),
                    0;
         }
     }
@@ -2334,7 +2430,8 @@ inline std::size_t Client::find_line(std::size_t max_bytes, const char* op, std:
 // call); find_line does the rest, checks included.
 inline std::size_t Client::next_line(std::size_t max_bytes, std::error_code& ec) noexcept {
     ec.clear();
-    const std::size_t ready = max_bytes == 0 || io_.canceller ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
+    const std::size_t ready =
+        max_bytes == 0 || io_.canceller ? 0 : std::min(buffer_.size(), detail::line_window(max_bytes));
     const void* found = ready > 0 ? std::memchr(buffer_.bytes(), '\n', ready) : nullptr;
     if (found) return static_cast<std::size_t>(static_cast<const char*>(found) - buffer_.bytes()) + 1;
     return detail::guarded(ec, "recv_line", [&] { return find_line(max_bytes, "recv_line", ec); });
@@ -2347,7 +2444,8 @@ inline std::string_view Client::front_line(std::size_t taken, std::size_t max_by
     if (length <= max_bytes) return {text, length};
     detail::guarded(ec, "recv_line", [&] {
         io_.fail(ec, "recv_line", std::make_error_code(std::errc::message_size),
-             "a line of " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes) + "; the bytes stay unread");
+                 "a line of " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes) +
+                     "; the bytes stay unread");
     });
     return {};
 }
@@ -2361,8 +2459,8 @@ inline std::string_view Client::front_line(std::size_t taken, std::size_t max_by
 class Client::Race {
 public:
     Race(Client& client, const std::vector<sockaddr_storage>& addresses, const char* op)
-        : client_(client), addresses_(addresses), op_(op), order_(detail::interleave(addresses)), failures_(addresses.size()),
-          started_(addresses.size()) {}
+        : client_(client), addresses_(addresses), op_(op), order_(detail::interleave(addresses)),
+          failures_(addresses.size()), started_(addresses.size()) {}
     // The winner (and its index in *winner), or none: every address failed (see report),
     // or ec was set (a cancel, a failed poll).
     detail::Socket run(detail::Clock::time_point until, std::size_t* winner, std::error_code& ec) {
@@ -2416,7 +2514,8 @@ private:
         return connected;
     }
     bool wait(detail::Clock::time_point until, std::error_code& ec) {
-        if (detail::connect_check_ms >= 0) until = std::min(until, detail::Clock::now() + std::chrono::milliseconds(detail::connect_check_ms));
+        if (detail::connect_check_ms >= 0)
+            until = std::min(until, detail::Clock::now() + std::chrono::milliseconds(detail::connect_check_ms));
         fds_.assign(pending_.size() + 1, detail::pollfd_type{});
         for (std::size_t i = 0; i < pending_.size(); ++i) fds_[i].fd = pending_[i].socket, fds_[i].events = POLLOUT;
         const auto& canceller = client_.io_.canceller;
@@ -2462,7 +2561,9 @@ inline void Client::connect(std::string_view host, std::uint16_t port, std::erro
     detail::guarded(ec, "connect", [&] {
         ec.clear();
         if (host.empty()) host = "localhost"; // as Python's connect(("", port)): this machine
-        if (is_open()) return (void)detail::fail(ec, "connect", detail::endpoint_text(host, port), std::make_error_code(std::errc::already_connected));
+        if (is_open())
+            return (void)detail::fail(ec, "connect", detail::endpoint_text(host, port),
+                                      std::make_error_code(std::errc::already_connected));
         io_.endpoint = detail::endpoint_text(host, port);
         host_ = host;
         if (!io_.check_cancelled("connect", ec)) return;
@@ -2472,7 +2573,8 @@ inline void Client::connect(std::string_view host, std::uint16_t port, std::erro
 }
 // Races the addresses; on failure the error names each address's failure when there
 // were several, and its code is the most telling of them.
-inline void Client::connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, Deadline until, std::error_code& ec) {
+inline void Client::connect_any(const std::vector<sockaddr_storage>& addresses, const char* op, Deadline until,
+                                std::error_code& ec) {
     Race race(*this, addresses, op);
     std::size_t winner = 0;
     detail::Socket connected = race.run(until, &winner, ec);
@@ -2484,8 +2586,9 @@ inline void Client::connect_any(const std::vector<sockaddr_storage>& addresses, 
         return;
     }
     const std::error_code code = race.code();
-    const char* hint = std::strcmp(op, "connect") == 0 ? "no address answered; is the address right, and is the server calling accept()?"
-                                                        : "is the server calling accept()?";
+    const char* hint = std::strcmp(op, "connect") == 0
+        ? "no address answered; is the address right, and is the server calling accept()?"
+        : "is the server calling accept()?";
     if (addresses.size() > 1) {
         const std::string where = io_.endpoint + ": " + race.each();
         if (code != std::errc::timed_out) return (void)detail::fail(ec, op, where, code);
@@ -2508,7 +2611,8 @@ inline void Client::connect_unix(std::string_view path, std::error_code& ec) noe
     detail::guarded(ec, "connect_unix", [&] {
         ec.clear();
         const std::string where = detail::unix_text(path);
-        if (is_open()) return (void)detail::fail(ec, "connect_unix", where, std::make_error_code(std::errc::already_connected));
+        if (is_open())
+            return (void)detail::fail(ec, "connect_unix", where, std::make_error_code(std::errc::already_connected));
         sockaddr_storage address{};
         if (!detail::unix_address(path, "connect_unix", address, ec)) return;
         io_.endpoint = where;
@@ -2520,10 +2624,12 @@ inline void Client::connect_unix(std::string_view path, std::error_code& ec) noe
             if (!io_.check_cancelled("connect_unix", ec)) return;
             connect_any({address}, "connect_unix", until, ec);
             if (!detail::would_block(ec)) return;
-            if (detail::Clock::now() >= until) return (void)io_.fail_timeout(ec, "connect_unix", "the server's queue of connections stayed full");
+            if (detail::Clock::now() >= until)
+                return (void)io_.fail_timeout(ec, "connect_unix", "the server's queue of connections stayed full");
             std::error_code ignored; // a failed poll: the loop tries again
             const auto canceller = io_.canceller ? native_handle_type(io_.canceller->wake) : detail::no_socket;
-            detail::wait(canceller, POLLIN, detail::no_socket, std::min(until, detail::Clock::now() + std::chrono::milliseconds(10)), ignored);
+            detail::wait(canceller, POLLIN, detail::no_socket,
+                         std::min(until, detail::Clock::now() + std::chrono::milliseconds(10)), ignored);
         }
     });
 }
@@ -2561,7 +2667,10 @@ inline std::size_t Client::send_line(std::string_view text, std::error_code& ec)
         if (text.find('\n') != std::string_view::npos)
             return detail::fail_argument(ec, "send_line", "the text holds a '\\n'; send it as two lines"), 0;
         if (!text.empty() && text.back() == '\r')
-            return detail::fail_argument(ec, "send_line", "the text ends in '\\r', which recv_line would take for part of the line's end"), 0;
+            return detail::fail_argument(
+                       ec, "send_line",
+                       "the text ends in '\\r', which recv_line would take for part of the line's end"),
+                   0;
         return io_.write(text, "\n", "send_line", ec);
     });
 }
@@ -2570,9 +2679,12 @@ inline std::size_t Client::send_message(std::string_view payload, std::error_cod
     return detail::guarded(ec, "send_message", [&]() -> std::size_t {
         ec.clear();
         if (payload.size() > 0xFFFFFFFFu)
-            return io_.fail(ec, "send_message", std::make_error_code(std::errc::message_size), "a message holds less than 4 GiB"), 0;
+            return io_.fail(ec, "send_message", std::make_error_code(std::errc::message_size),
+                            "a message holds less than 4 GiB"),
+                   0;
         const auto n = static_cast<std::uint32_t>(payload.size());
-        const char header[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
+        const char header[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
+                                static_cast<char>(n)};
         return io_.write(std::string_view(header, 4), payload, "send_message", ec);
     });
 }
@@ -2608,14 +2720,18 @@ inline std::size_t Client::recv_into(char* into, std::size_t max_bytes, std::err
 inline std::string Client::recv_text(std::size_t max_bytes, std::error_code& ec) noexcept {
     return detail::guarded(ec, "recv_text", [&]() -> std::string {
         if (!io_.begin("recv_text", ec)) return {};
-        if (max_bytes < 4) return detail::fail_argument(ec, "recv_text", "max_bytes must be at least 4, the longest UTF-8 character"), std::string();
+        if (max_bytes < 4)
+            return detail::fail_argument(ec, "recv_text", "max_bytes must be at least 4, the longest UTF-8 character"),
+                   std::string();
         const auto until = io_.deadline();
-        if (buffer_.size() == 0 && max_bytes <= detail::stack_read) { // the tutorial's recv_text(1024) never needs the buffer
+        if (buffer_.size() == 0 &&
+            max_bytes <= detail::stack_read) { // the tutorial's recv_text(1024) never needs the buffer
             char bytes[detail::stack_read];
             const std::size_t n = io_.read_some(bytes, max_bytes, until, "recv_text", ec);
             if (ec) return {};
             bool ill_formed = false;
-            if (detail::utf8_prefix(std::string_view(bytes, n), &ill_formed) == n) return result_from(bytes, n, "recv_text", ec);
+            if (detail::utf8_prefix(std::string_view(bytes, n), &ill_formed) == n)
+                return result_from(bytes, n, "recv_text", ec);
             std::memcpy(buffer_.prepare(n), bytes, n); // a character cut short or bad bytes: sorted out below
             buffer_.commit(n);
         }
@@ -2624,7 +2740,8 @@ inline std::string Client::recv_text(std::size_t max_bytes, std::error_code& ec)
 }
 // recv_text's turns on the buffer: each returns, fails, or reads more (an incomplete
 // character needs at most 3 more bytes).
-inline std::string Client::text_from_buffer(std::size_t max_bytes, std::chrono::steady_clock::time_point until, std::error_code& ec) {
+inline std::string Client::text_from_buffer(std::size_t max_bytes, std::chrono::steady_clock::time_point until,
+                                            std::error_code& ec) {
     for (bool first = true;; first = false) {
         bool ill_formed = false;
         const std::string_view ready(buffer_.bytes(), std::min(max_bytes, buffer_.size()));
@@ -2632,7 +2749,8 @@ inline std::string Client::text_from_buffer(std::size_t max_bytes, std::chrono::
         if (whole > 0) return buffer_.take(whole);
         if (ill_formed) {
             char note[112];
-            std::snprintf(note, sizeof note, "invalid UTF-8 (byte 0x%02X); read it with recv() or pass it through utf8::sanitize",
+            std::snprintf(note, sizeof note,
+                          "invalid UTF-8 (byte 0x%02X); read it with recv() or pass it through utf8::sanitize",
                           static_cast<unsigned>(static_cast<unsigned char>(ready[0])));
             return detail::fail_utf8(ec, "recv_text", io_.endpoint, 0, note), std::string();
         }
@@ -2640,8 +2758,9 @@ inline std::string Client::text_from_buffer(std::size_t max_bytes, std::chrono::
         const std::size_t held = buffer_.size();
         if (fill(until, "recv_text", ec) == 0) {
             if (ec || held == 0) return {};
-            return detail::fail_utf8(ec, "recv_text", io_.endpoint, 0,
-                                     "the peer closed the connection in the middle of a character; recv() returns its bytes"),
+            return detail::fail_utf8(
+                       ec, "recv_text", io_.endpoint, 0,
+                       "the peer closed the connection in the middle of a character; recv() returns its bytes"),
                    std::string();
         }
     }
@@ -2674,14 +2793,17 @@ inline std::string Client::recv_message(std::size_t max_bytes, std::error_code& 
             if (fill(until, "recv_message", ec) == 0)
                 return ec ? std::string()
                           : (io_.fail(ec, "recv_message", make_error_code(errc::peer_closed),
-                                  buffer_.size() ? "inside a message header; recv() returns its bytes" : "no more messages"),
+                                      buffer_.size() ? "inside a message header; recv() returns its bytes"
+                                                     : "no more messages"),
                              std::string());
         }
         const auto* h = reinterpret_cast<const unsigned char*>(buffer_.bytes());
-        const std::size_t length = std::size_t{h[0]} << 24 | std::size_t{h[1]} << 16 | std::size_t{h[2]} << 8 | std::size_t{h[3]};
+        const std::size_t length =
+            std::size_t{h[0]} << 24 | std::size_t{h[1]} << 16 | std::size_t{h[2]} << 8 | std::size_t{h[3]};
         if (length > max_bytes) // refused before allocating: a peer cannot make us reserve 4 GiB
             return io_.fail(ec, "recv_message", std::make_error_code(std::errc::message_size),
-                        "the peer announced " + std::to_string(length) + " bytes, more than max_bytes " + std::to_string(max_bytes)),
+                            "the peer announced " + std::to_string(length) + " bytes, more than max_bytes " +
+                                std::to_string(max_bytes)),
                    std::string();
         std::string out = result_of(length, "recv_message", ec);
         if (ec) return {};
@@ -2705,7 +2827,8 @@ inline void Client::recv_line(std::string& line, std::size_t max_bytes, std::err
     const std::string_view text = front_line(taken, max_bytes, ec);
     if (ec) return;
     // Sized before the line is taken, so that no memory for it leaves the line unread.
-    if (line.size() != text.size() && !detail::guarded(ec, "recv_line", [&] { return line.resize(text.size()), true; })) return;
+    if (line.size() != text.size() && !detail::guarded(ec, "recv_line", [&] { return line.resize(text.size()), true; }))
+        return;
     if (!text.empty()) std::memcpy(line.data(), text.data(), text.size());
     buffer_.consume(taken);
 }
@@ -2721,7 +2844,8 @@ inline std::string_view Client::recv_line_view(std::size_t max_bytes, std::error
 inline void Client::set_timeout(Timeout timeout, std::error_code& ec) noexcept {
     ec.clear();
     if (timeout && timeout->count() < 0)
-        return (void)detail::guarded(ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
+        return (void)detail::guarded(
+            ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
     io_.timeout = timeout;
     io_.apply_timeout();
 }
@@ -2731,7 +2855,9 @@ inline void Client::set_canceller(Canceller canceller) noexcept {
     io_.apply_timeout();
 }
 
-inline void Client::set_connect_stagger(std::chrono::milliseconds stagger) noexcept { stagger_ = std::max(stagger, std::chrono::milliseconds(0)); }
+inline void Client::set_connect_stagger(std::chrono::milliseconds stagger) noexcept {
+    stagger_ = std::max(stagger, std::chrono::milliseconds(0));
+}
 
 // Runs every option set so far on a new socket: false with failure set when one fails.
 inline bool Client::apply_options(native_handle_type s, std::error_code& failure) const {
@@ -2740,7 +2866,8 @@ inline bool Client::apply_options(native_handle_type s, std::error_code& failure
     return true;
 }
 // Keeps apply for later connects (one per kind: the newest wins) and runs it now if open.
-inline void Client::set_option(int key, std::function<std::error_code(native_handle_type)> apply, const char* op, std::error_code& ec) {
+inline void Client::set_option(int key, std::function<std::error_code(native_handle_type)> apply, const char* op,
+                               std::error_code& ec) {
     ec.clear();
     if (is_open())
         if (const std::error_code failed = apply(io_.socket)) return (void)io_.fail(ec, op, failed);
@@ -2750,56 +2877,79 @@ inline void Client::set_option(int key, std::function<std::error_code(native_han
 }
 inline void Client::set_no_delay(bool on, std::error_code& ec) noexcept {
     detail::guarded(ec, "set_no_delay", [&] {
-        set_option(1, [on](native_handle_type s) {
-            std::error_code failed;
-            detail::set_option(s, IPPROTO_TCP, detail::tcp_no_delay, on ? 1 : 0, failed);
-            return failed;
-        }, "set_no_delay", ec);
+        set_option(
+            1,
+            [on](native_handle_type s) {
+                std::error_code failed;
+                detail::set_option(s, IPPROTO_TCP, detail::tcp_no_delay, on ? 1 : 0, failed);
+                return failed;
+            },
+            "set_no_delay", ec);
     });
 }
 inline void Client::set_keep_alive(std::optional<KeepAlive> settings, std::error_code& ec) noexcept {
     detail::guarded(ec, "set_keep_alive", [&] {
         const KeepAlive k = settings.value_or(KeepAlive{});
-        if (settings && (k.idle.count() < 1 || k.interval.count() < 1 || k.count < 1 || k.idle.count() > 32767 || k.interval.count() > 32767))
-            return (void)detail::fail_argument(ec, "set_keep_alive", "idle and interval must be 1 to 32767 seconds, count at least 1");
-        const int idle = static_cast<int>(k.idle.count()), interval = static_cast<int>(k.interval.count()), count = k.count;
-        set_option(2, [on = settings.has_value(), idle, interval, count](native_handle_type s) {
-            const int e = detail::keep_alive_native(s, on, idle, interval, count);
-            return e ? detail::os_error(e) : std::error_code();
-        }, "set_keep_alive", ec);
+        if (settings &&
+            (k.idle.count() < 1 || k.interval.count() < 1 || k.count < 1 || k.idle.count() > 32767 ||
+             k.interval.count() > 32767))
+            return (void)detail::fail_argument(ec, "set_keep_alive",
+                                               "idle and interval must be 1 to 32767 seconds, count at least 1");
+        const int idle = static_cast<int>(k.idle.count()), interval = static_cast<int>(k.interval.count()),
+                  count = k.count;
+        set_option(
+            2,
+            [on = settings.has_value(), idle, interval, count](native_handle_type s) {
+                const int e = detail::keep_alive_native(s, on, idle, interval, count);
+                return e ? detail::os_error(e) : std::error_code();
+            },
+            "set_keep_alive", ec);
     });
 }
 inline void Client::set_send_buffer_size(int bytes, std::error_code& ec) noexcept {
     detail::guarded(ec, "set_send_buffer_size", [&] {
-        if (bytes < 1) return (void)detail::fail_argument(ec, "set_send_buffer_size", "the size must be at least 1 byte");
-        set_option(3, [bytes](native_handle_type s) {
-            std::error_code failed;
-            detail::set_option(s, SOL_SOCKET, SO_SNDBUF, bytes, failed);
-            return failed;
-        }, "set_send_buffer_size", ec);
+        if (bytes < 1)
+            return (void)detail::fail_argument(ec, "set_send_buffer_size", "the size must be at least 1 byte");
+        set_option(
+            3,
+            [bytes](native_handle_type s) {
+                std::error_code failed;
+                detail::set_option(s, SOL_SOCKET, SO_SNDBUF, bytes, failed);
+                return failed;
+            },
+            "set_send_buffer_size", ec);
     });
 }
 inline void Client::set_receive_buffer_size(int bytes, std::error_code& ec) noexcept {
     detail::guarded(ec, "set_receive_buffer_size", [&] {
-        if (bytes < 1) return (void)detail::fail_argument(ec, "set_receive_buffer_size", "the size must be at least 1 byte");
-        set_option(4, [bytes](native_handle_type s) {
-            std::error_code failed;
-            detail::set_option(s, SOL_SOCKET, SO_RCVBUF, bytes, failed);
-            return failed;
-        }, "set_receive_buffer_size", ec);
+        if (bytes < 1)
+            return (void)detail::fail_argument(ec, "set_receive_buffer_size", "the size must be at least 1 byte");
+        set_option(
+            4,
+            [bytes](native_handle_type s) {
+                std::error_code failed;
+                detail::set_option(s, SOL_SOCKET, SO_RCVBUF, bytes, failed);
+                return failed;
+            },
+            "set_receive_buffer_size", ec);
     });
 }
 inline void Client::set_linger(std::optional<std::chrono::seconds> linger, std::error_code& ec) noexcept {
     detail::guarded(ec, "set_linger", [&] {
         if (linger && (linger->count() < 0 || linger->count() > 32767))
             return (void)detail::fail_argument(ec, "set_linger", "the linger time must be 0 to 32767 seconds");
-        set_option(5, [linger](native_handle_type s) {
-            ::linger value{};
-            value.l_onoff = linger ? 1 : 0;
-            value.l_linger = static_cast<decltype(value.l_linger)>(linger.value_or(std::chrono::seconds(0)).count());
-            if (::setsockopt(s, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&value), sizeof value) == 0) return std::error_code();
-            return detail::os_error(detail::last_error());
-        }, "set_linger", ec);
+        set_option(
+            5,
+            [linger](native_handle_type s) {
+                ::linger value{};
+                value.l_onoff = linger ? 1 : 0;
+                value.l_linger =
+                    static_cast<decltype(value.l_linger)>(linger.value_or(std::chrono::seconds(0)).count());
+                if (::setsockopt(s, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&value), sizeof value) == 0)
+                    return std::error_code();
+                return detail::os_error(detail::last_error());
+            },
+            "set_linger", ec);
     });
 }
 inline void Client::set_socket_options(SocketOptions setup, std::error_code& ec) noexcept {
@@ -2807,11 +2957,12 @@ inline void Client::set_socket_options(SocketOptions setup, std::error_code& ec)
         ec.clear();
         const auto same = [](const auto& option) { return option.first == 6; };
         options_.erase(std::remove_if(options_.begin(), options_.end(), same), options_.end());
-        options_.emplace_back(6, [setup = std::move(setup)](native_handle_type s) { // a refusal fails that connect attempt
-            std::error_code refused;
-            if (setup) setup(s, refused);
-            return refused;
-        });
+        options_.emplace_back(6,
+                              [setup = std::move(setup)](native_handle_type s) { // a refusal fails that connect attempt
+                                  std::error_code refused;
+                                  if (setup) setup(s, refused);
+                                  return refused;
+                              });
     });
 }
 
@@ -2825,7 +2976,8 @@ inline void Client::shutdown_send(std::error_code& ec) noexcept {
         ec.clear();
         if (!is_open()) return (void)io_.fail(ec, "shutdown_send", std::make_error_code(std::errc::not_connected));
         if (io_.tls && !io_.tls->shutdown(io_, ec)) return;
-        if (::shutdown(io_.socket, detail::shut_send) != 0) io_.fail(ec, "shutdown_send", detail::os_error(detail::last_error()));
+        if (::shutdown(io_.socket, detail::shut_send) != 0)
+            io_.fail(ec, "shutdown_send", detail::os_error(detail::last_error()));
     });
 }
 
@@ -2849,8 +3001,11 @@ inline Credentials Client::peer_credentials(std::error_code& ec) const noexcept 
         Credentials who;
         if (!is_open()) return io_.fail(ec, "peer_credentials", std::make_error_code(std::errc::not_connected)), who;
         if (!peer_.unix_domain)
-            return io_.fail(ec, "peer_credentials", std::make_error_code(std::errc::invalid_argument), "only a Unix-domain peer has them"), who;
-        if (const int e = detail::peer_ids(io_.socket, &who.pid, &who.uid, &who.gid)) io_.fail(ec, "peer_credentials", detail::os_error(e));
+            return io_.fail(ec, "peer_credentials", std::make_error_code(std::errc::invalid_argument),
+                            "only a Unix-domain peer has them"),
+                   who;
+        if (const int e = detail::peer_ids(io_.socket, &who.pid, &who.uid, &who.gid))
+            io_.fail(ec, "peer_credentials", detail::os_error(e));
         return who;
     });
 }
@@ -2884,19 +3039,23 @@ inline bool is_ip_literal(const std::string& name) {
 inline std::string certificate_names(X509* certificate) {
     std::string names;
     const auto add = [&](const std::string& name) { names += (names.empty() ? "" : ", ") + name; };
-    if (auto* list = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr))) {
+    if (auto* list =
+            static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr))) {
         for (int i = 0; i < sk_GENERAL_NAME_num(list); ++i) {
             const GENERAL_NAME* name = sk_GENERAL_NAME_value(list, i);
             const auto* data = reinterpret_cast<const char*>(ASN1_STRING_get0_data(name->d.ia5));
             const auto size = static_cast<std::size_t>(ASN1_STRING_length(name->d.ia5));
             char text[INET6_ADDRSTRLEN] = "?";
             if (name->type == GEN_DNS) add(std::string(data, size));
-            if (name->type == GEN_IPADD && (size == 4 || size == 16)) add(::inet_ntop(size == 4 ? AF_INET : AF_INET6, data, text, sizeof text));
+            if (name->type == GEN_IPADD && (size == 4 || size == 16))
+                add(::inet_ntop(size == 4 ? AF_INET : AF_INET6, data, text, sizeof text));
         }
         GENERAL_NAMES_free(list);
     }
     char common[256];
-    if (names.empty() && X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, common, sizeof common) > 0) add(common);
+    if (names.empty() &&
+        X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, common, sizeof common) > 0)
+        add(common);
     return names.empty() ? "no name" : names;
 }
 // Why the peer's certificate was refused, in words that say what to do.
@@ -2907,11 +3066,14 @@ inline std::string verify_reason(long result, const std::string& names, const st
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
         return text + "host name mismatch: the certificate is for " + names + ", not " + expected;
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: return text + "self-signed certificate: pass its CA in TlsOptions::ca_file";
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        return text + "self-signed certificate: pass its CA in TlsOptions::ca_file";
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: return text + "unknown CA: pass the CA that signed it in TlsOptions::ca_file";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        return text + "unknown CA: pass the CA that signed it in TlsOptions::ca_file";
     case X509_V_ERR_CERT_HAS_EXPIRED: return text + "the certificate has expired";
-    case X509_V_ERR_CERT_NOT_YET_VALID: return text + "the certificate is not valid yet (is this machine's clock right?)";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return text + "the certificate is not valid yet (is this machine's clock right?)";
     default: return text + X509_verify_cert_error_string(result);
     }
 }
@@ -2925,10 +3087,12 @@ inline std::pair<errc, std::string> tls_failure(SSL* ssl, const std::string& nam
     }
     const std::string reason = openssl_reason();
     const auto says = [&](const char* words) { return reason.find(words) != std::string::npos; };
-    if (says("wrong version number") || says("packet length too long") || says("http request") || says("record layer failure"))
+    if (says("wrong version number") || says("packet length too long") || says("http request") ||
+        says("record layer failure"))
         return {errc::tls_protocol, "the peer does not speak TLS (" + reason + "): is it a plaintext program?"};
     if (says("did not return a certificate"))
-        return {errc::tls_certificate, "the client sent no certificate, which this server's ca_file asks for (" + reason + ")"};
+        return {errc::tls_certificate,
+                "the client sent no certificate, which this server's ca_file asks for (" + reason + ")"};
     if (says("alert") && (says("certificate") || says("unknown ca")))
         return {errc::tls_certificate, "the peer refused our certificate (" + reason + ")"};
     if (says("alert")) return {errc::tls_protocol, "the peer refused the handshake (" + reason + ")"};
@@ -2944,7 +3108,8 @@ using TlsContext = std::unique_ptr<SSL_CTX, TlsContextFree>;
 inline bool tls_files(SSL_CTX* context, bool server, const TlsOptions& options, std::string& why) {
     const std::string& certificate = options.certificate_file;
     const std::string& key = options.private_key_file.empty() ? certificate : options.private_key_file;
-    if (server && certificate.empty()) return why = "a server needs TlsOptions::certificate_file and private_key_file", false;
+    if (server && certificate.empty())
+        return why = "a server needs TlsOptions::certificate_file and private_key_file", false;
     if (!certificate.empty() && SSL_CTX_use_certificate_chain_file(context, certificate.c_str()) != 1)
         return why = "certificate_file " + certificate + ": " + openssl_reason(), false;
     if (!certificate.empty() && SSL_CTX_use_PrivateKey_file(context, key.c_str(), SSL_FILETYPE_PEM) != 1)
@@ -2952,8 +3117,11 @@ inline bool tls_files(SSL_CTX* context, bool server, const TlsOptions& options, 
     if (!certificate.empty() && SSL_CTX_check_private_key(context) != 1)
         return why = "private_key_file " + key + " is not the key of certificate_file " + certificate, false;
     const std::string& ca = options.ca_file;
-    if (ca.empty()) return server || SSL_CTX_set_default_verify_paths(context) == 1 || (why = "the system's CAs: " + openssl_reason(), false);
-    if (SSL_CTX_load_verify_locations(context, ca.c_str(), nullptr) != 1) return why = "ca_file " + ca + ": " + openssl_reason(), false;
+    if (ca.empty())
+        return server || SSL_CTX_set_default_verify_paths(context) == 1 ||
+            (why = "the system's CAs: " + openssl_reason(), false);
+    if (SSL_CTX_load_verify_locations(context, ca.c_str(), nullptr) != 1)
+        return why = "ca_file " + ca + ": " + openssl_reason(), false;
     if (server) SSL_CTX_set_client_CA_list(context, SSL_load_client_CA_file(ca.c_str())); // whom the client may present
     return true;
 }
@@ -2964,14 +3132,16 @@ inline TlsContext make_tls_context(bool server, const TlsOptions& options, std::
     SSL_CTX_set_options(context.get(), SSL_OP_NO_RENEGOTIATION); // a record never needs the other direction
     if (!tls_files(context.get(), server, options, why)) return nullptr;
     const bool ask = server ? !options.ca_file.empty() : options.verify;
-    const int client_mode = server && options.verify ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER;
+    const int client_mode =
+        server && options.verify ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER;
     SSL_CTX_set_verify(context.get(), ask ? client_mode : SSL_VERIFY_NONE, nullptr);
     return context;
 }
 // A file's name and version, so that a renewed certificate is read again.
 inline std::string file_stamp(const std::string& path) {
     std::error_code ignored;
-    const auto when = path.empty() ? std::filesystem::file_time_type{} : std::filesystem::last_write_time(path, ignored);
+    const auto when =
+        path.empty() ? std::filesystem::file_time_type{} : std::filesystem::last_write_time(path, ignored);
     return path + '\n' + std::to_string(when.time_since_epoch().count()) + '\n';
 }
 // A new session on the context for these options, made once per process and version of
@@ -3004,8 +3174,10 @@ public:
     }
     bool open(bool server, const TlsOptions& options, std::string_view early, std::string& why);
     bool handshake(Transport& io, Deadline until, const char* op, std::error_code& ec);
-    std::size_t read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) override;
-    std::size_t write(Transport& io, std::string_view first, std::string_view second, const char* op, std::error_code& ec) override;
+    std::size_t read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op,
+                          std::error_code& ec) override;
+    std::size_t write(Transport& io, std::string_view first, std::string_view second, const char* op,
+                      std::error_code& ec) override;
     bool shutdown(Transport& io, std::error_code& ec) override;
     void abandon(Transport& io) noexcept override;
     std::string peer_subject() const;
@@ -3045,7 +3217,8 @@ inline bool OpenSsl::open(bool server, const TlsOptions& options, std::string_vi
     const bool address = is_ip_literal(expected_);
     if (!server && !address) SSL_set_tlsext_host_name(ssl_, expected_.c_str()); // SNI
     if (!server && options.verify)
-        address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), expected_.c_str()) : SSL_set1_host(ssl_, expected_.c_str());
+        address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), expected_.c_str())
+                : SSL_set1_host(ssl_, expected_.c_str());
     const int size = static_cast<int>(early.size());
     return early.empty() || BIO_write(wire_, early.data(), size) == size || (why = "out of memory", false);
 }
@@ -3073,13 +3246,18 @@ inline bool OpenSsl::handshake(Transport& io, Deadline until, const char* op, st
         if (!flush(io, until, op, ec)) return false;                                   // the next flight
         if (rc == 1) return true;
         if (!feed(io, until, op, ec))
-            return ec ? false : io.fail(ec, op, make_error_code(errc::tls_protocol), "the peer closed the connection during the handshake");
+            return ec ? false
+                      : io.fail(ec, op, make_error_code(errc::tls_protocol),
+                                "the peer closed the connection during the handshake");
     }
 }
 inline bool OpenSsl::check_broken(Transport& io, const char* op, std::error_code& ec) const {
-    return !broken_ || io.fail(ec, op, make_error_code(errc::tls_protocol), "an earlier send or receive failed, which ends a TLS connection");
+    return !broken_ ||
+        io.fail(ec, op, make_error_code(errc::tls_protocol),
+                "an earlier send or receive failed, which ends a TLS connection");
 }
-inline std::size_t OpenSsl::read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op, std::error_code& ec) {
+inline std::size_t OpenSsl::read_some(Transport& io, char* into, std::size_t n, Deadline until, const char* op,
+                                      std::error_code& ec) {
     for (;;) {
         if (!check_broken(io, op, ec)) return 0;
         std::unique_lock<std::mutex> hold(state_);
@@ -3102,13 +3280,15 @@ inline std::size_t OpenSsl::read_some(Transport& io, char* into, std::size_t n, 
         if (!feed(io, until, op, ec)) {
             if (!ec)
                 io.fail(ec, op, make_error_code(errc::tls_truncated),
-                        "the peer closed without close_notify, so what came may be cut short (Python's close() does this: call unwrap() first)");
+                        "the peer closed without close_notify, so what came may be cut short (Python's close() does "
+                        "this: call unwrap() first)");
             return 0;
         }
     }
 }
 // Small writes (a message and its header, a line and its newline) go as one record.
-inline std::size_t OpenSsl::write(Transport& io, std::string_view first, std::string_view second, const char* op, std::error_code& ec) {
+inline std::size_t OpenSsl::write(Transport& io, std::string_view first, std::string_view second, const char* op,
+                                  std::error_code& ec) {
     const Deadline until = io.deadline();
     std::lock_guard<std::mutex> order(sending_);
     if (first.size() + second.size() <= 1024) {
@@ -3121,7 +3301,8 @@ inline std::size_t OpenSsl::write(Transport& io, std::string_view first, std::st
 }
 // Encrypts and sends one record at a time, so that memory stays bounded; the count is of
 // plaintext bytes whose records went whole.
-inline std::size_t OpenSsl::put(Transport& io, std::string_view bytes, Deadline until, const char* op, std::error_code& ec) {
+inline std::size_t OpenSsl::put(Transport& io, std::string_view bytes, Deadline until, const char* op,
+                                std::error_code& ec) {
     std::size_t sent = 0;
     while (sent < bytes.size()) {
         if (!check_broken(io, op, ec)) return sent;
@@ -3158,7 +3339,9 @@ inline bool OpenSsl::feed(Transport& io, Deadline until, const char* op, std::er
     char* room = nullptr;
     const int free = BIO_nwrite0(wire_, &room);
     hold.unlock();
-    if (free <= 0) return io.fail(ec, op, make_error_code(errc::tls_protocol), "the peer sent more than TLS lets it before an answer");
+    if (free <= 0)
+        return io.fail(ec, op, make_error_code(errc::tls_protocol),
+                       "the peer sent more than TLS lets it before an answer");
     const std::size_t n = io.read_plain(room, static_cast<std::size_t>(free), until, op, ec);
     if (n == 0) return false;
     hold.lock();
@@ -3172,7 +3355,8 @@ inline bool OpenSsl::failed(Transport& io, const char* op, std::error_code& ec, 
     broken_ = true;
     std::error_code alert; // the peer learns why, if the wire still takes it
     flush(io, io.deadline(), op, alert);
-    return io.fail(ec, op, make_error_code(error == SSL_ERROR_SSL ? refusal.first : errc::tls_protocol), refusal.second);
+    return io.fail(ec, op, make_error_code(error == SSL_ERROR_SSL ? refusal.first : errc::tls_protocol),
+                   refusal.second);
 }
 inline bool OpenSsl::shutdown(Transport& io, std::error_code& ec) {
     std::lock_guard<std::mutex> order(sending_);
@@ -3206,7 +3390,8 @@ inline void close_after_alert(Transport& io) {
     const Transport::Deadline until = std::min(io.deadline(), Clock::now() + std::chrono::milliseconds(200));
     char sink[4096];
     std::error_code ignored;
-    for (std::size_t total = 0, n = 1; n > 0 && total < 262144; total += n) n = io.read_plain(sink, sizeof sink, until, "close", ignored);
+    for (std::size_t total = 0, n = 1; n > 0 && total < 262144; total += n)
+        n = io.read_plain(sink, sizeof sink, until, "close", ignored);
     io.close();
     last_failure() = why;
 }
@@ -3234,20 +3419,27 @@ inline void Client::accept_tls(const TlsOptions& options, std::error_code& ec) n
 // last plaintext line may arrive with them): OpenSSL gets them first.
 inline void Client::handshake(bool server, const TlsOptions& options, const char* op, std::error_code& ec) {
     if (!io_.begin(op, ec)) return;
-    if (io_.tls) return (void)io_.fail(ec, op, std::make_error_code(std::errc::invalid_argument), "this connection already uses TLS");
+    if (io_.tls)
+        return (void)io_.fail(ec, op, std::make_error_code(std::errc::invalid_argument),
+                              "this connection already uses TLS");
     std::string expected = server ? std::string() : options.server_name.empty() ? host_ : options.server_name;
-    if (expected.size() > 2 && expected.front() == '[' && expected.back() == ']') expected = expected.substr(1, expected.size() - 2);
+    if (expected.size() > 2 && expected.front() == '[' && expected.back() == ']')
+        expected = expected.substr(1, expected.size() - 2);
     if (!server && options.verify && expected.empty())
-        return (void)(io_.fail(ec, op, make_error_code(errc::tls_setup), "no host name to check the certificate against: set TlsOptions::server_name"),
+        return (void)(io_.fail(ec, op, make_error_code(errc::tls_setup),
+                               "no host name to check the certificate against: set TlsOptions::server_name"),
                       close());
     auto session = std::make_unique<detail::OpenSsl>(std::move(expected));
     std::string why;
     if (!session->open(server, options, std::string_view(buffer_.bytes(), buffer_.size()), why))
         return (void)(io_.fail(ec, op, make_error_code(errc::tls_setup), why), close());
     buffer_ = detail::Buffer{};
-    if (session->handshake(io_, io_.deadline(), op, ec)) io_.tls = std::move(session);
-    else if (ec.category() == error_category()) detail::close_after_alert(io_);
-    else io_.close();
+    if (session->handshake(io_, io_.deadline(), op, ec))
+        io_.tls = std::move(session);
+    else if (ec.category() == error_category())
+        detail::close_after_alert(io_);
+    else
+        io_.close();
 }
 inline std::string Client::tls_peer_subject() const {
     // OpenSsl is the one Tls there is (no dynamic_cast: -fno-rtti builds take this too).
@@ -3261,7 +3453,9 @@ inline void Server::bind(std::string_view host, std::uint16_t port, std::error_c
     detail::guarded(ec, "bind", [&] {
         ec.clear();
         endpoint_ = detail::endpoint_text(host, port);
-        if (is_open()) return (void)detail::fail(ec, "bind", endpoint_, std::make_error_code(std::errc::invalid_argument), "already bound; close() first");
+        if (is_open())
+            return (void)detail::fail(ec, "bind", endpoint_, std::make_error_code(std::errc::invalid_argument),
+                                      "already bound; close() first");
         // "" is every interface: one dual-stack IPv6 socket, or IPv4 where IPv6 is missing.
         std::vector<sockaddr_storage> addresses;
         if (host.empty()) {
@@ -3294,7 +3488,9 @@ inline void Server::bind_unix(std::string_view path, std::error_code& ec) noexce
     detail::guarded(ec, "bind_unix", [&] {
         ec.clear();
         endpoint_ = detail::unix_text(path);
-        if (is_open()) return (void)detail::fail(ec, "bind_unix", endpoint_, std::make_error_code(std::errc::invalid_argument), "already bound; close() first");
+        if (is_open())
+            return (void)detail::fail(ec, "bind_unix", endpoint_, std::make_error_code(std::errc::invalid_argument),
+                                      "already bound; close() first");
         sockaddr_storage address{};
         if (!detail::unix_address(path, "bind_unix", address, ec)) return;
         std::error_code failed;
@@ -3302,7 +3498,8 @@ inline void Server::bind_unix(std::string_view path, std::error_code& ec) noexce
         if (failed) return (void)detail::fail(ec, "bind_unix", endpoint_, failed, detail::unix_note(failed));
         if (!bind_path(s, address, ec)) return;
         const std::string file(path[0] ? path : std::string_view());
-        detail::SocketFile made(file, file.empty() ? 0 : detail::file_identity(file.c_str())); // removed if what follows fails
+        detail::SocketFile made(
+            file, file.empty() ? 0 : detail::file_identity(file.c_str())); // removed if what follows fails
         std::vector<detail::Socket> bound;
         bound.push_back(std::move(s));
         use_listeners(std::move(bound), "bind_unix", ec);
@@ -3334,7 +3531,8 @@ inline bool Server::replace_stale(const sockaddr_storage& address, std::error_co
     const char* path = reinterpret_cast<const sockaddr_un&>(address).sun_path;
     const auto in_use = std::make_error_code(std::errc::address_in_use);
     const int kind = detail::file_kind(path);
-    if (kind == 2) return detail::fail(ec, "bind_unix", endpoint_, in_use, "the file there is not a socket; it is never removed");
+    if (kind == 2)
+        return detail::fail(ec, "bind_unix", endpoint_, in_use, "the file there is not a socket; it is never removed");
     if (kind == 0) return true; // gone since the bind: bind again
     std::error_code failed;
     detail::Socket probe = detail::open_socket(AF_UNIX, SOCK_STREAM, failed);
@@ -3343,15 +3541,17 @@ inline bool Server::replace_stale(const sockaddr_storage& address, std::error_co
     bool pending = false;
     if (detail::connect_to(probe, address, &pending, failed) || pending || detail::would_block(failed))
         return detail::fail(ec, "bind_unix", endpoint_, in_use, "a server is listening on this socket");
-    if (failed != std::errc::connection_refused) return detail::fail(ec, "bind_unix", endpoint_, failed, "could not tell whether a server listens here");
+    if (failed != std::errc::connection_refused)
+        return detail::fail(ec, "bind_unix", endpoint_, failed, "could not tell whether a server listens here");
     if (detail::remove_file(path) || detail::file_kind(path) == 0) return true;
-    return detail::fail(ec, "bind_unix", endpoint_, detail::os_error(detail::last_error()), "could not remove the stale socket file");
+    return detail::fail(ec, "bind_unix", endpoint_, detail::os_error(detail::last_error()),
+                        "could not remove the stale socket file");
 }
 // One listening socket per address, all on one port. With port 0 every address shares the
 // port the OS gave the first; should another program hold that port on a later address,
 // start over with a new one (bounded).
-inline std::vector<detail::Socket> Server::bind_all(const std::vector<sockaddr_storage>& addresses, bool every_interface,
-                                                    std::uint16_t port, std::error_code& ec) {
+inline std::vector<detail::Socket> Server::bind_all(const std::vector<sockaddr_storage>& addresses,
+                                                    bool every_interface, std::uint16_t port, std::error_code& ec) {
     std::error_code last = std::make_error_code(std::errc::address_not_available);
     const bool dual = dual_stack_.value_or(every_interface);
     for (int attempt = 0; attempt < 16; ++attempt) {
@@ -3369,8 +3569,10 @@ inline std::vector<detail::Socket> Server::bind_all(const std::vector<sockaddr_s
             }
             // An address of a family this machine lacks is skipped (::1 on an IPv4-only host).
             if (last == std::errc::address_family_not_supported || last == std::errc::address_not_available) continue;
-            if (last == std::errc::address_in_use && port == 0 && !bound.empty()) retry = true;
-            else return detail::fail(ec, "bind", endpoint_, last), std::vector<detail::Socket>();
+            if (last == std::errc::address_in_use && port == 0 && !bound.empty())
+                retry = true;
+            else
+                return detail::fail(ec, "bind", endpoint_, last), std::vector<detail::Socket>();
             break;
         }
         if (retry) continue;
@@ -3381,10 +3583,13 @@ inline std::vector<detail::Socket> Server::bind_all(const std::vector<sockaddr_s
     return {};
 }
 // A socket bound to storage's address at port; none, with the reason in last, on failure.
-inline detail::Socket Server::bind_one(sockaddr_storage storage, bool v6only, std::uint16_t port, std::error_code& last) const {
+inline detail::Socket Server::bind_one(sockaddr_storage storage, bool v6only, std::uint16_t port,
+                                       std::error_code& last) const {
     const int family = storage.ss_family;
-    if (family == AF_INET6) reinterpret_cast<sockaddr_in6&>(storage).sin6_port = htons(port);
-    else reinterpret_cast<sockaddr_in&>(storage).sin_port = htons(port);
+    if (family == AF_INET6)
+        reinterpret_cast<sockaddr_in6&>(storage).sin6_port = htons(port);
+    else
+        reinterpret_cast<sockaddr_in&>(storage).sin_port = htons(port);
     detail::Socket s = detail::open_socket(family, SOCK_STREAM, last);
     if (s == detail::no_socket) return {};
     detail::prepare_listener(s);
@@ -3403,7 +3608,9 @@ inline detail::Socket Server::bind_one(sockaddr_storage storage, bool v6only, st
 inline void Server::listen(int backlog, std::error_code& ec) noexcept {
     detail::guarded(ec, "listen", [&] {
         ec.clear();
-        if (!is_open()) return (void)detail::fail(ec, "listen", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first");
+        if (!is_open())
+            return (void)detail::fail(ec, "listen", endpoint_, std::make_error_code(std::errc::invalid_argument),
+                                      "bind() first");
         std::error_code failed;
         for (const detail::Socket& s : listeners_)
             if (!detail::listen_on(s, backlog, failed)) return (void)detail::fail(ec, "listen", endpoint_, failed);
@@ -3413,8 +3620,11 @@ inline void Server::listen(int backlog, std::error_code& ec) noexcept {
 
 inline bool Server::require_listening(const char* op, std::error_code& ec) const {
     ec.clear();
-    if (!is_open()) return detail::fail(ec, op, endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() and listen() first");
-    if (!listening_) return detail::fail(ec, op, endpoint_, std::make_error_code(std::errc::invalid_argument), "listen() first");
+    if (!is_open())
+        return detail::fail(ec, op, endpoint_, std::make_error_code(std::errc::invalid_argument),
+                            "bind() and listen() first");
+    if (!listening_)
+        return detail::fail(ec, op, endpoint_, std::make_error_code(std::errc::invalid_argument), "listen() first");
     return true;
 }
 
@@ -3425,7 +3635,8 @@ inline std::pair<Client, Address> Server::accept(std::error_code& ec) noexcept {
     });
 }
 
-inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock::time_point deadline, std::error_code& ec) {
+inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock::time_point deadline,
+                                                       std::error_code& ec) {
     // No allocation per client: the listeners (one or two), the wake socket and the
     // canceller's fit on the stack.
     detail::pollfd_type few[4]{};
@@ -3440,9 +3651,12 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
     const bool blocking = wake_->listener != detail::no_socket && !timeout_ && !canceller_;
     const auto canceled = std::make_error_code(std::errc::operation_canceled);
     for (;;) {
-        if (stopped()) return detail::fail(ec, "accept", endpoint_, canceled, "the server was stopped"), std::pair<Client, Address>();
+        if (stopped())
+            return detail::fail(ec, "accept", endpoint_, canceled, "the server was stopped"),
+                   std::pair<Client, Address>();
         if (cancelled())
-            return detail::fail(ec, "accept", endpoint_, canceled, "cancelled by its greet::Canceller; reset() it to go on"),
+            return detail::fail(ec, "accept", endpoint_, canceled,
+                                "cancelled by its greet::Canceller; reset() it to go on"),
                    std::pair<Client, Address>();
         if (!blocking && !poll_listeners(fds, count, deadline, ec)) return {};
         for (std::size_t i = 0; i < listeners_.size(); ++i) {
@@ -3465,18 +3679,21 @@ inline std::pair<Client, Address> Server::accept_until(std::chrono::steady_clock
 }
 // Polls the listeners, the wake socket and the canceller's; false with ec set on a
 // time-out or a failed poll.
-inline bool Server::poll_listeners(detail::pollfd_type* fds, std::size_t count, std::chrono::steady_clock::time_point deadline,
-                                   std::error_code& ec) {
+inline bool Server::poll_listeners(detail::pollfd_type* fds, std::size_t count,
+                                   std::chrono::steady_clock::time_point deadline, std::error_code& ec) {
     const native_handle_type last = canceller_ ? native_handle_type(canceller_->wake) : detail::no_socket;
     for (std::size_t i = 0; i < count; ++i) {
-        fds[i].fd = i < listeners_.size() ? native_handle_type(listeners_[i]) : i == listeners_.size() ? native_handle_type(wake_->socket) : last;
+        fds[i].fd = i < listeners_.size() ? native_handle_type(listeners_[i])
+            : i == listeners_.size()      ? native_handle_type(wake_->socket)
+                                          : last;
         fds[i].events = POLLIN;
         fds[i].revents = 0;
     }
     std::error_code failed;
     if (!detail::wait_any(fds, count, deadline, failed))
         return failed ? detail::fail(ec, "accept", endpoint_, failed, "poll failed")
-                      : detail::fail(ec, "accept", endpoint_, std::make_error_code(std::errc::timed_out), "no client within " + detail::ms_text(timeout_));
+                      : detail::fail(ec, "accept", endpoint_, std::make_error_code(std::errc::timed_out),
+                                     "no client within " + detail::ms_text(timeout_));
     if (fds[listeners_.size()].revents) drain_wake();
     return true;
 }
@@ -3489,7 +3706,8 @@ inline bool Server::drain_wake() {
 // Sleeps in the OS until stop(), a finished handler, the canceller, or the deadline.
 inline void Server::sleep_until_woken(std::chrono::steady_clock::time_point until) {
     std::error_code ignored; // a failed poll: the loop around tries again
-    detail::wait(wake_->socket, POLLIN, canceller_ ? native_handle_type(canceller_->wake) : detail::no_socket, until, ignored);
+    detail::wait(wake_->socket, POLLIN, canceller_ ? native_handle_type(canceller_->wake) : detail::no_socket, until,
+                 ignored);
     drain_wake();
 }
 inline bool Server::cancelled() const noexcept { return canceller_ && canceller_->cancelled.load(); }
@@ -3533,8 +3751,7 @@ public:
     }
     // Runs work(client, peer) on a thread of its own. Throws std::bad_alloc or
     // std::system_error (no thread) and then leaves nothing behind: the client is closed.
-    template <class Work>
-    void start(Client client, const Address& peer, const Work& work) {
+    template <class Work> void start(Client client, const Address& peer, const Work& work) {
         auto cut_off = std::make_shared<detail::CutOff>();
         cut_off->socket = client.native_handle();
         client.io_.cut_off = cut_off;
@@ -3572,8 +3789,10 @@ public:
     void finish(detail::Clock::time_point deadline) {
         std::unique_lock<std::mutex> lock(mutex_);
         const auto idle = [this] { return running_.empty(); };
-        if (deadline == detail::no_deadline) finished_.wait(lock, idle);
-        else if (!finished_.wait_until(lock, deadline, idle)) cut_off();
+        if (deadline == detail::no_deadline)
+            finished_.wait(lock, idle);
+        else if (!finished_.wait_until(lock, deadline, idle))
+            cut_off();
         finished_.wait(lock, idle);
         lock.unlock();
         join_finished();
@@ -3615,9 +3834,13 @@ struct Server::Reporter {
 #if GREET_SOCKET_EXCEPTIONS
         try {
 #endif
-            if (options.on_error) options.on_error(peer, error);
-            else if (own) std::fprintf(stderr, "%s\n", error.what());
-            else std::fprintf(stderr, "serve %s: client %s: %s\n", server.c_str(), peer.to_string().c_str(), error.what());
+            if (options.on_error)
+                options.on_error(peer, error);
+            else if (own)
+                std::fprintf(stderr, "%s\n", error.what());
+            else
+                std::fprintf(stderr, "serve %s: client %s: %s\n", server.c_str(), peer.to_string().c_str(),
+                             error.what());
 #if GREET_SOCKET_EXCEPTIONS
         } catch (...) { // a failing error callback must not take the server down
         }
@@ -3629,9 +3852,7 @@ struct Server::Reporter {
         try {
             handler(client, peer);
         } catch (const ClosedError&) { // the client left: the normal end of a conversation
-        } catch (const std::exception& error) {
-            send(peer, error, false);
-        } catch (...) {
+        } catch (const std::exception& error) { send(peer, error, false); } catch (...) {
             send(peer, std::runtime_error("a handler threw something that is not a std::exception"), false);
         }
 #else
@@ -3647,10 +3868,9 @@ struct Server::Reporter {
                                   : "no memory for this client's session; it was refused";
 #if GREET_SOCKET_EXCEPTIONS
         try {
-            send(peer, Error(code, detail::describe("serve", server + ": client " + peer.to_string(), code, hint)), true);
-        } catch (...) {
-            send(peer, error, true);
-        }
+            send(peer, Error(code, detail::describe("serve", server + ": client " + peer.to_string(), code, hint)),
+                 true);
+        } catch (...) { send(peer, error, true); }
 #else
         send(peer, Error(code, detail::describe("serve", server + ": client " + peer.to_string(), code, hint)), true);
 #endif
@@ -3673,7 +3893,8 @@ inline void Server::serve(const Handler& handler, const ServeOptions& options, s
                 continue;
             }
             std::error_code failed;
-            std::pair<Client, Address> next = accept_until(detail::no_deadline, failed); // serve() waits for ever, whatever accept()'s timeout
+            std::pair<Client, Address> next =
+                accept_until(detail::no_deadline, failed); // serve() waits for ever, whatever accept()'s timeout
             if (failed) {
                 if (stopped() || cancelled()) break;
                 report.own(here, Error(failed, last_error_message()));
@@ -3684,9 +3905,7 @@ inline void Server::serve(const Handler& handler, const ServeOptions& options, s
 #if GREET_SOCKET_EXCEPTIONS
             try {
                 sessions.start(std::move(next.first), next.second, run);
-            } catch (const std::exception& error) {
-                report.refused(next.second, error);
-            }
+            } catch (const std::exception& error) { report.refused(next.second, error); }
 #else
             sessions.start(std::move(next.first), next.second, run);
 #endif
@@ -3700,7 +3919,8 @@ inline void Server::serve(const Handler& handler, const ServeOptions& options, s
 inline void Server::set_timeout(Timeout timeout, std::error_code& ec) noexcept {
     ec.clear();
     if (timeout && timeout->count() < 0)
-        return (void)detail::guarded(ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
+        return (void)detail::guarded(
+            ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
     timeout_ = timeout;
     apply_timeout();
 }
@@ -3715,7 +3935,9 @@ inline Address Server::local_address(std::error_code& ec) const noexcept {
     return detail::guarded(ec, "local_address", [&]() -> Address {
         ec.clear();
         if (!is_open())
-            return detail::fail(ec, "local_address", endpoint_, std::make_error_code(std::errc::invalid_argument), "bind() first"), Address();
+            return detail::fail(ec, "local_address", endpoint_, std::make_error_code(std::errc::invalid_argument),
+                                "bind() first"),
+                   Address();
         return detail::socket_address(listeners_.front(), false, "local_address", endpoint_, ec);
     });
 }
@@ -3727,7 +3949,9 @@ inline std::string as_utf8(std::u16string_view text, std::error_code& ec) noexce
 inline std::string as_utf8(std::u32string_view text, std::error_code& ec) noexcept { return utf8::encode(text, ec); }
 inline std::string as_utf8(std::wstring_view text, std::error_code& ec) noexcept { return utf8::encode(text, ec); }
 #if defined(__cpp_char8_t)
-inline std::string as_utf8(std::u8string_view text, std::error_code&) { return std::string(reinterpret_cast<const char*>(text.data()), text.size()); }
+inline std::string as_utf8(std::u8string_view text, std::error_code&) {
+    return std::string(reinterpret_cast<const char*>(text.data()), text.size());
+}
 #endif
 // The first IPv4 address, else the first: one UDP socket has one address (see UdpSocket).
 inline const sockaddr_storage& ipv4_first(const std::vector<sockaddr_storage>& addresses) {
@@ -3742,9 +3966,11 @@ inline bool is_mapped(const sockaddr_in6& in6) noexcept {
 } // namespace detail
 
 // Names where a datagram went (send_to) or this socket (the rest).
-inline bool UdpSocket::fail(std::error_code& ec, const char* op, std::string_view where, std::error_code code, std::string_view note) const {
+inline bool UdpSocket::fail(std::error_code& ec, const char* op, std::string_view where, std::error_code code,
+                            std::string_view note) const {
     if (code == std::errc::connection_refused)
-        note = "no program received an earlier datagram there (the OS learnt it from an ICMP answer); the next one may still arrive";
+        note = "no program received an earlier datagram there (the OS learnt it from an ICMP answer); the next one may "
+               "still arrive";
     return detail::fail(ec, op, where, code, note);
 }
 // Opens the socket: dual-stack or not for IPv6, broadcast as set, blocking as the timeout
@@ -3767,14 +3993,16 @@ inline bool UdpSocket::open(int family, bool dual, const char* op, std::error_co
 }
 // Where host:port is, in this socket's family; opens the socket (dual-stack where it can)
 // if it is not open yet.
-inline bool UdpSocket::target(std::string_view host, std::uint16_t port, const char* op, sockaddr_storage& to, std::error_code& ec) {
+inline bool UdpSocket::target(std::string_view host, std::uint16_t port, const char* op, sockaddr_storage& to,
+                              std::error_code& ec) {
     const std::string where = detail::endpoint_text(host, port);
     const std::vector<sockaddr_storage> addresses = detail::resolve(op, where, host, port, ec);
     if (ec) return false;
     to = detail::ipv4_first(addresses);
     const auto ipv6 = [](const sockaddr_storage& address) { return address.ss_family == AF_INET6; };
     const auto first_ipv6 = std::find_if(addresses.begin(), addresses.end(), ipv6);
-    if (ipv6_only_ && first_ipv6 != addresses.end()) to = *first_ipv6; // an IPv6-only socket takes the name's IPv6 address
+    if (ipv6_only_ && first_ipv6 != addresses.end())
+        to = *first_ipv6; // an IPv6-only socket takes the name's IPv6 address
     if (!is_open()) {
         if (io_.endpoint.empty()) io_.endpoint = where;
         const bool dual = dual_stack_.value_or(true);
@@ -3796,7 +4024,8 @@ inline bool UdpSocket::fit(sockaddr_storage& to, const char* op, std::string_vie
         std::memcpy(reinterpret_cast<unsigned char*>(&in6.sin6_addr) + 12, &in4.sin_addr, 4);
         return true;
     }
-    if (family_ == AF_INET && to.ss_family == AF_INET6 && detail::is_mapped(reinterpret_cast<const sockaddr_in6&>(to))) {
+    if (family_ == AF_INET && to.ss_family == AF_INET6 &&
+        detail::is_mapped(reinterpret_cast<const sockaddr_in6&>(to))) {
         const sockaddr_in6 in6 = reinterpret_cast<const sockaddr_in6&>(to);
         auto& in4 = reinterpret_cast<sockaddr_in&>(to);
         in4 = sockaddr_in{};
@@ -3806,15 +4035,17 @@ inline bool UdpSocket::fit(sockaddr_storage& to, const char* op, std::string_vie
         return true;
     }
     return fail(ec, op, where, std::make_error_code(std::errc::address_family_not_supported),
-                    family_ == AF_INET ? "this socket is IPv4; bind an IPv6 address (or \"\") to reach IPv6 peers"
-                                       : "this socket is IPv6 only (bound to an IPv6 address, or see set_dual_stack)");
+                family_ == AF_INET ? "this socket is IPv4; bind an IPv6 address (or \"\") to reach IPv6 peers"
+                                   : "this socket is IPv6 only (bound to an IPv6 address, or see set_dual_stack)");
 }
 
 inline void UdpSocket::bind(std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
     detail::guarded(ec, "bind", [&] {
         ec.clear();
         io_.endpoint = detail::endpoint_text(host, port);
-        if (is_open()) return (void)io_.fail(ec, "bind", std::make_error_code(std::errc::invalid_argument), "already bound or in use; close() first");
+        if (is_open())
+            return (void)io_.fail(ec, "bind", std::make_error_code(std::errc::invalid_argument),
+                                  "already bound or in use; close() first");
         std::vector<sockaddr_storage> addresses(1);
         if (host.empty()) { // every interface: "::" dual-stack, or "0.0.0.0" where IPv6 is missing
             addresses[0].ss_family = AF_INET6;
@@ -3826,16 +4057,22 @@ inline void UdpSocket::bind(std::string_view host, std::uint16_t port, std::erro
         }
         const sockaddr_storage& chosen = host.empty() ? addresses[0] : detail::ipv4_first(addresses);
         sockaddr_storage address = chosen;
-        if (address.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6&>(address).sin6_port = htons(port);
-        else reinterpret_cast<sockaddr_in&>(address).sin_port = htons(port);
+        if (address.ss_family == AF_INET6)
+            reinterpret_cast<sockaddr_in6&>(address).sin6_port = htons(port);
+        else
+            reinterpret_cast<sockaddr_in&>(address).sin_port = htons(port);
         std::error_code failed;
-        if (!open(address.ss_family, dual_stack_.value_or(host.empty()), "bind", ec) && !(host.empty() && (ec.clear(), open(AF_INET, false, "bind", ec))))
+        if (!open(address.ss_family, dual_stack_.value_or(host.empty()), "bind", ec) &&
+            !(host.empty() && (ec.clear(), open(AF_INET, false, "bind", ec))))
             return;
-        if (family_ != address.ss_family) (address = addresses[1]), reinterpret_cast<sockaddr_in&>(address).sin_port = htons(port);
+        if (family_ != address.ss_family)
+            (address = addresses[1]), reinterpret_cast<sockaddr_in&>(address).sin_port = htons(port);
         if (!detail::bind_to(io_.socket, address, failed)) return (void)(io_.close(), io_.fail(ec, "bind", failed));
         // An IPv6 address other than "::" sends from that address: IPv4 peers are out of reach.
         static const in6_addr any{};
-        if (family_ == AF_INET6 && std::memcmp(&reinterpret_cast<const sockaddr_in6&>(address).sin6_addr, &any, sizeof any) != 0) ipv6_only_ = true;
+        if (family_ == AF_INET6 &&
+            std::memcmp(&reinterpret_cast<const sockaddr_in6&>(address).sin6_addr, &any, sizeof any) != 0)
+            ipv6_only_ = true;
         const Address here = detail::socket_address(io_.socket, false, "bind", io_.endpoint, ec);
         if (!ec) io_.endpoint = detail::endpoint_text(host, here.port);
     });
@@ -3856,14 +4093,15 @@ inline void UdpSocket::connect(std::string_view host, std::uint16_t port, std::e
 }
 
 // One datagram, whole; its size (0 with ec set).
-inline std::size_t UdpSocket::send_datagram(std::string_view bytes, const sockaddr_storage* to, const char* op, std::string_view where,
-                                            std::error_code& ec) {
+inline std::size_t UdpSocket::send_datagram(std::string_view bytes, const sockaddr_storage* to, const char* op,
+                                            std::string_view where, std::error_code& ec) {
     const bool ipv6 = to ? to->ss_family == AF_INET6 && !detail::is_mapped(reinterpret_cast<const sockaddr_in6&>(*to))
                          : peer_.host.find(':') != std::string::npos;
     const std::size_t limit = ipv6 ? max_datagram + 20 : max_datagram; // IPv6's header is not counted in its 65,535
     if (bytes.size() > limit)
         return fail(ec, op, where, std::make_error_code(std::errc::message_size),
-                        "a datagram holds at most " + std::to_string(limit) + " bytes; this one has " + std::to_string(bytes.size())),
+                    "a datagram holds at most " + std::to_string(limit) + " bytes; this one has " +
+                        std::to_string(bytes.size())),
                0;
     if (!io_.begin(op, ec)) return 0;
     const auto until = io_.deadline();
@@ -3878,11 +4116,15 @@ inline std::size_t UdpSocket::send_datagram(std::string_view bytes, const sockad
 inline std::size_t UdpSocket::send(std::string_view bytes, std::error_code& ec) noexcept {
     return detail::guarded(ec, "send", [&]() -> std::size_t {
         ec.clear();
-        if (!connected_) return io_.fail(ec, "send", std::make_error_code(std::errc::not_connected), "connect() first, or use send_to"), 0;
+        if (!connected_)
+            return io_.fail(ec, "send", std::make_error_code(std::errc::not_connected),
+                            "connect() first, or use send_to"),
+                   0;
         return send_datagram(bytes, nullptr, "send", io_.endpoint, ec);
     });
 }
-inline std::size_t UdpSocket::send_to(std::string_view bytes, std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
+inline std::size_t UdpSocket::send_to(std::string_view bytes, std::string_view host, std::uint16_t port,
+                                      std::error_code& ec) noexcept {
     return detail::guarded(ec, "send_to", [&]() -> std::size_t {
         ec.clear();
         sockaddr_storage to{};
@@ -3904,8 +4146,8 @@ std::size_t UdpSocket::send_to(const Text& text, const Address& to, std::error_c
         return ec ? 0 : send_to(std::string_view(bytes), to, ec);
     });
 }
-template <class Text, class>
-std::size_t UdpSocket::send_to(const Text& text, std::string_view host, std::uint16_t port, std::error_code& ec) noexcept {
+template <class Text, class> std::size_t UdpSocket::send_to(const Text& text, std::string_view host, std::uint16_t port,
+                                                            std::error_code& ec) noexcept {
     return detail::guarded(ec, "send_to", [&]() -> std::size_t {
         const std::string bytes = detail::as_utf8(text, ec);
         return ec ? 0 : send_to(std::string_view(bytes), host, port, ec);
@@ -3913,7 +4155,8 @@ std::size_t UdpSocket::send_to(const Text& text, std::string_view host, std::uin
 }
 
 // The next datagram, whole; with ec set (EMSGSIZE), its first max_bytes.
-inline std::string UdpSocket::recv_datagram(std::size_t max_bytes, sockaddr_storage* from, const char* op, std::error_code& ec) {
+inline std::string UdpSocket::recv_datagram(std::size_t max_bytes, sockaddr_storage* from, const char* op,
+                                            std::error_code& ec) {
     if (!io_.begin(op, ec)) return {};
     if (max_bytes == 0) return detail::fail_argument(ec, op, "max_bytes must be at least 1"), std::string();
     const std::size_t room = std::min<std::size_t>(max_bytes, 65536); // no datagram is longer
@@ -3926,9 +4169,13 @@ inline std::string UdpSocket::recv_datagram(std::size_t max_bytes, sockaddr_stor
         if (got >= 0) {
             out.resize(std::min(static_cast<std::size_t>(got), room));
             if (!cut) return out;
-            const std::string size = static_cast<std::size_t>(got) > room ? "a datagram of " + std::to_string(got) + " bytes" : std::string("a datagram");
-            detail::fail(ec, op, from ? detail::to_address(*from).to_string() : io_.endpoint, std::make_error_code(std::errc::message_size),
-                         size + ", more than max_bytes " + std::to_string(max_bytes) + "; the OS dropped the rest of it");
+            const std::string size = static_cast<std::size_t>(got) > room
+                ? "a datagram of " + std::to_string(got) + " bytes"
+                : std::string("a datagram");
+            detail::fail(ec, op, from ? detail::to_address(*from).to_string() : io_.endpoint,
+                         std::make_error_code(std::errc::message_size),
+                         size + ", more than max_bytes " + std::to_string(max_bytes) +
+                             "; the OS dropped the rest of it");
             return out;
         }
         if (!io_.check_cancelled(op, ec)) return {};
@@ -3939,7 +4186,10 @@ inline std::string UdpSocket::recv_datagram(std::size_t max_bytes, sockaddr_stor
 inline std::string UdpSocket::recv(std::size_t max_bytes, std::error_code& ec) noexcept {
     return detail::guarded(ec, "recv", [&]() -> std::string {
         ec.clear();
-        if (!connected_) return io_.fail(ec, "recv", std::make_error_code(std::errc::not_connected), "connect() first, or use recv_from"), std::string();
+        if (!connected_)
+            return io_.fail(ec, "recv", std::make_error_code(std::errc::not_connected),
+                            "connect() first, or use recv_from"),
+                   std::string();
         return recv_datagram(max_bytes, nullptr, "recv", ec);
     });
 }
@@ -3960,8 +4210,10 @@ inline std::pair<std::string, Address> UdpSocket::recv_text_from(std::size_t max
         const std::size_t valid = detail::utf8_prefix(data, &ill_formed);
         if (valid < data.size())
             return detail::fail_utf8(ec, "recv_text_from", detail::to_address(from).to_string(), valid,
-                                     ill_formed ? "invalid UTF-8 at byte " + std::to_string(valid) + " of a datagram of " + std::to_string(data.size()) + " bytes; recv_from() takes any bytes"
-                                                : "the datagram ends inside a character"),
+                                     ill_formed
+                                         ? "invalid UTF-8 at byte " + std::to_string(valid) + " of a datagram of " +
+                                             std::to_string(data.size()) + " bytes; recv_from() takes any bytes"
+                                         : "the datagram ends inside a character"),
                    std::pair<std::string, Address>();
         return {std::move(data), detail::to_address(from)};
     });
@@ -3970,7 +4222,8 @@ inline std::pair<std::string, Address> UdpSocket::recv_text_from(std::size_t max
 inline void UdpSocket::set_timeout(Timeout timeout, std::error_code& ec) noexcept {
     ec.clear();
     if (timeout && timeout->count() < 0)
-        return (void)detail::guarded(ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
+        return (void)detail::guarded(
+            ec, "set_timeout", [&] { detail::fail_argument(ec, "set_timeout", "the timeout must not be negative"); });
     io_.timeout = timeout;
     io_.apply_timeout();
 }
@@ -3982,25 +4235,31 @@ inline void UdpSocket::set_broadcast(bool on, std::error_code& ec) noexcept {
     detail::guarded(ec, "set_broadcast", [&] {
         ec.clear();
         std::error_code failed;
-        if (is_open() && !detail::set_option(io_.socket, SOL_SOCKET, SO_BROADCAST, on ? 1 : 0, failed)) return (void)io_.fail(ec, "set_broadcast", failed);
+        if (is_open() && !detail::set_option(io_.socket, SOL_SOCKET, SO_BROADCAST, on ? 1 : 0, failed))
+            return (void)io_.fail(ec, "set_broadcast", failed);
         broadcast_ = on;
     });
 }
-inline void UdpSocket::membership(bool join, std::string_view group, std::string_view interface, const char* op, std::error_code& ec) {
+inline void UdpSocket::membership(bool join, std::string_view group, std::string_view interface, const char* op,
+                                  std::error_code& ec) {
     ec.clear();
     const auto invalid = std::make_error_code(std::errc::invalid_argument);
     const std::string where = detail::printable(group), device(interface);
     if (!is_open()) return (void)detail::fail(ec, op, where, invalid, "bind() the group's port first");
     sockaddr_storage address{};
-    if (!detail::parse_numeric(std::string(group), 0, address)) return (void)detail::fail(ec, op, where, invalid, "not an IP address");
+    if (!detail::parse_numeric(std::string(group), 0, address))
+        return (void)detail::fail(ec, op, where, invalid, "not an IP address");
     int rc = 0;
     if (address.ss_family == AF_INET) {
         ip_mreq request{};
         request.imr_multiaddr = reinterpret_cast<const sockaddr_in&>(address).sin_addr;
-        if ((ntohl(request.imr_multiaddr.s_addr) >> 28) != 14) return (void)detail::fail(ec, op, where, invalid, "not a multicast group (224.0.0.0/4)");
+        if ((ntohl(request.imr_multiaddr.s_addr) >> 28) != 14)
+            return (void)detail::fail(ec, op, where, invalid, "not a multicast group (224.0.0.0/4)");
         if (!device.empty() && ::inet_pton(AF_INET, device.c_str(), &request.imr_interface) != 1)
-            return (void)detail::fail(ec, op, where, invalid, "an IPv4 group's interface is its address, such as 127.0.0.1");
-        rc = ::setsockopt(io_.socket, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, reinterpret_cast<const char*>(&request), sizeof request);
+            return (void)detail::fail(ec, op, where, invalid,
+                                      "an IPv4 group's interface is its address, such as 127.0.0.1");
+        rc = ::setsockopt(io_.socket, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+                          reinterpret_cast<const char*>(&request), sizeof request);
     } else {
         ipv6_mreq request{};
         request.ipv6mr_multiaddr = reinterpret_cast<const sockaddr_in6&>(address).sin6_addr;
@@ -4008,8 +4267,10 @@ inline void UdpSocket::membership(bool join, std::string_view group, std::string
             return (void)detail::fail(ec, op, where, invalid, "not a multicast group (ff00::/8)");
         request.ipv6mr_interface = device.empty() ? 0 : detail::interface_index(device.c_str());
         if (!device.empty() && request.ipv6mr_interface == 0)
-            return (void)detail::fail(ec, op, where, std::make_error_code(std::errc::no_such_device), "no interface named " + detail::printable(device));
-        rc = ::setsockopt(io_.socket, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, reinterpret_cast<const char*>(&request), sizeof request);
+            return (void)detail::fail(ec, op, where, std::make_error_code(std::errc::no_such_device),
+                                      "no interface named " + detail::printable(device));
+        rc = ::setsockopt(io_.socket, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP,
+                          reinterpret_cast<const char*>(&request), sizeof request);
     }
     if (rc != 0) detail::fail(ec, op, where, detail::os_error(detail::last_error()));
 }
@@ -4022,14 +4283,19 @@ inline void UdpSocket::leave_group(std::string_view group, std::string_view inte
 inline Address UdpSocket::local_address(std::error_code& ec) const noexcept {
     return detail::guarded(ec, "local_address", [&]() -> Address {
         ec.clear();
-        if (!is_open()) return io_.fail(ec, "local_address", std::make_error_code(std::errc::not_connected), "bind() or send first"), Address();
+        if (!is_open())
+            return io_.fail(ec, "local_address", std::make_error_code(std::errc::not_connected),
+                            "bind() or send first"),
+                   Address();
         return detail::socket_address(io_.socket, false, "local_address", io_.endpoint, ec);
     });
 }
 inline Address UdpSocket::peer_address(std::error_code& ec) const noexcept {
     return detail::guarded(ec, "peer_address", [&]() -> Address {
         ec.clear();
-        if (!connected_) return io_.fail(ec, "peer_address", std::make_error_code(std::errc::not_connected), "connect() first"), Address();
+        if (!connected_)
+            return io_.fail(ec, "peer_address", std::make_error_code(std::errc::not_connected), "connect() first"),
+                   Address();
         return peer_;
     });
 }
@@ -4055,8 +4321,7 @@ namespace detail {
     throw Error(code, message);
 }
 // Calls call(ec) and throws what its failure calls for.
-template <class F>
-auto checked(F&& call) {
+template <class F> auto checked(F&& call) {
     std::error_code ec;
     if constexpr (std::is_void_v<decltype(call(ec))>) {
         call(ec);
@@ -4069,48 +4334,92 @@ auto checked(F&& call) {
 }
 } // namespace detail
 
-inline std::uint16_t parse_port(std::string_view text) { return detail::checked([&](std::error_code& ec) { return parse_port(text, ec); }); }
+inline std::uint16_t parse_port(std::string_view text) {
+    return detail::checked([&](std::error_code& ec) { return parse_port(text, ec); });
+}
 namespace utf8 {
-inline std::string encode(std::u16string_view text) { return detail::checked([&](std::error_code& ec) { return encode(text, ec); }); }
-inline std::string encode(std::u32string_view text) { return detail::checked([&](std::error_code& ec) { return encode(text, ec); }); }
-inline std::string encode(std::wstring_view text) { return detail::checked([&](std::error_code& ec) { return encode(text, ec); }); }
-inline std::u32string decode(std::string_view bytes) { return detail::checked([&](std::error_code& ec) { return decode(bytes, ec); }); }
+inline std::string encode(std::u16string_view text) {
+    return detail::checked([&](std::error_code& ec) { return encode(text, ec); });
+}
+inline std::string encode(std::u32string_view text) {
+    return detail::checked([&](std::error_code& ec) { return encode(text, ec); });
+}
+inline std::string encode(std::wstring_view text) {
+    return detail::checked([&](std::error_code& ec) { return encode(text, ec); });
+}
+inline std::u32string decode(std::string_view bytes) {
+    return detail::checked([&](std::error_code& ec) { return decode(bytes, ec); });
+}
 } // namespace utf8
 
-inline Canceller::Canceller() { detail::checked([&](std::error_code& ec) { *this = Canceller(ec); }); }
+inline Canceller::Canceller() {
+    detail::checked([&](std::error_code& ec) { *this = Canceller(ec); });
+}
 
 inline Client::Client(std::string_view host, std::uint16_t port) { connect(host, port); }
 inline void Client::connect(std::string_view host, std::uint16_t port) {
     detail::checked([&](std::error_code& ec) { connect(host, port, ec); });
 }
-inline void Client::set_socket_options(SocketOptions setup) { detail::checked([&](std::error_code& ec) { set_socket_options(std::move(setup), ec); }); }
-inline void Client::set_no_delay(bool on) { detail::checked([&](std::error_code& ec) { set_no_delay(on, ec); }); }
-inline void Client::set_keep_alive(std::optional<KeepAlive> settings) { detail::checked([&](std::error_code& ec) { set_keep_alive(settings, ec); }); }
-inline void Client::set_send_buffer_size(int bytes) { detail::checked([&](std::error_code& ec) { set_send_buffer_size(bytes, ec); }); }
-inline void Client::set_receive_buffer_size(int bytes) { detail::checked([&](std::error_code& ec) { set_receive_buffer_size(bytes, ec); }); }
-inline void Client::set_linger(std::optional<std::chrono::seconds> linger) { detail::checked([&](std::error_code& ec) { set_linger(linger, ec); }); }
-inline void Client::connect_unix(std::string_view path) { detail::checked([&](std::error_code& ec) { connect_unix(path, ec); }); }
-inline Credentials Client::peer_credentials() const { return detail::checked([&](std::error_code& ec) { return peer_credentials(ec); }); }
-inline std::size_t Client::send(std::string_view bytes) { return detail::checked([&](std::error_code& ec) { return send(bytes, ec); }); }
+inline void Client::set_socket_options(SocketOptions setup) {
+    detail::checked([&](std::error_code& ec) { set_socket_options(std::move(setup), ec); });
+}
+inline void Client::set_no_delay(bool on) {
+    detail::checked([&](std::error_code& ec) { set_no_delay(on, ec); });
+}
+inline void Client::set_keep_alive(std::optional<KeepAlive> settings) {
+    detail::checked([&](std::error_code& ec) { set_keep_alive(settings, ec); });
+}
+inline void Client::set_send_buffer_size(int bytes) {
+    detail::checked([&](std::error_code& ec) { set_send_buffer_size(bytes, ec); });
+}
+inline void Client::set_receive_buffer_size(int bytes) {
+    detail::checked([&](std::error_code& ec) { set_receive_buffer_size(bytes, ec); });
+}
+inline void Client::set_linger(std::optional<std::chrono::seconds> linger) {
+    detail::checked([&](std::error_code& ec) { set_linger(linger, ec); });
+}
+inline void Client::connect_unix(std::string_view path) {
+    detail::checked([&](std::error_code& ec) { connect_unix(path, ec); });
+}
+inline Credentials Client::peer_credentials() const {
+    return detail::checked([&](std::error_code& ec) { return peer_credentials(ec); });
+}
+inline std::size_t Client::send(std::string_view bytes) {
+    return detail::checked([&](std::error_code& ec) { return send(bytes, ec); });
+}
 inline std::size_t Client::send(const char* bytes) { return send(std::string_view(bytes)); }
-inline std::size_t Client::send(std::u16string_view text) { return detail::checked([&](std::error_code& ec) { return send(text, ec); }); }
-inline std::size_t Client::send(std::u32string_view text) { return detail::checked([&](std::error_code& ec) { return send(text, ec); }); }
-inline std::size_t Client::send(std::wstring_view text) { return detail::checked([&](std::error_code& ec) { return send(text, ec); }); }
+inline std::size_t Client::send(std::u16string_view text) {
+    return detail::checked([&](std::error_code& ec) { return send(text, ec); });
+}
+inline std::size_t Client::send(std::u32string_view text) {
+    return detail::checked([&](std::error_code& ec) { return send(text, ec); });
+}
+inline std::size_t Client::send(std::wstring_view text) {
+    return detail::checked([&](std::error_code& ec) { return send(text, ec); });
+}
 #if defined(__cpp_char8_t)
-inline std::size_t Client::send(std::u8string_view text) { return detail::checked([&](std::error_code& ec) { return send(text, ec); }); }
+inline std::size_t Client::send(std::u8string_view text) {
+    return detail::checked([&](std::error_code& ec) { return send(text, ec); });
+}
 #endif
-inline std::size_t Client::send_line(std::string_view text) { return detail::checked([&](std::error_code& ec) { return send_line(text, ec); }); }
+inline std::size_t Client::send_line(std::string_view text) {
+    return detail::checked([&](std::error_code& ec) { return send_line(text, ec); });
+}
 inline std::size_t Client::send_message(std::string_view payload) {
     return detail::checked([&](std::error_code& ec) { return send_message(payload, ec); });
 }
 inline std::string Client::recv_message(std::size_t max_bytes) {
     return detail::checked([&](std::error_code& ec) { return recv_message(max_bytes, ec); });
 }
-inline std::string Client::recv(std::size_t max_bytes) { return detail::checked([&](std::error_code& ec) { return recv(max_bytes, ec); }); }
+inline std::string Client::recv(std::size_t max_bytes) {
+    return detail::checked([&](std::error_code& ec) { return recv(max_bytes, ec); });
+}
 inline std::string Client::recv_text(std::size_t max_bytes) {
     return detail::checked([&](std::error_code& ec) { return recv_text(max_bytes, ec); });
 }
-inline std::string Client::recv_exact(std::size_t n) { return detail::checked([&](std::error_code& ec) { return recv_exact(n, ec); }); }
+inline std::string Client::recv_exact(std::size_t n) {
+    return detail::checked([&](std::error_code& ec) { return recv_exact(n, ec); });
+}
 inline std::string Client::recv_line(std::size_t max_bytes) {
     return detail::checked([&](std::error_code& ec) { return recv_line(max_bytes, ec); });
 }
@@ -4126,14 +4435,26 @@ inline void Client::recv_line(std::string& line, std::size_t max_bytes) {
 inline std::string_view Client::recv_line_view(std::size_t max_bytes) {
     return detail::checked([&](std::error_code& ec) { return recv_line_view(max_bytes, ec); });
 }
-inline void Client::set_timeout(Timeout timeout) { detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); }); }
-inline void Client::shutdown_send() { detail::checked([&](std::error_code& ec) { shutdown_send(ec); }); }
+inline void Client::set_timeout(Timeout timeout) {
+    detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); });
+}
+inline void Client::shutdown_send() {
+    detail::checked([&](std::error_code& ec) { shutdown_send(ec); });
+}
 #ifdef GREET_SOCKET_OPENSSL
-inline void Client::start_tls(const TlsOptions& options) { detail::checked([&](std::error_code& ec) { start_tls(options, ec); }); }
-inline void Client::accept_tls(const TlsOptions& options) { detail::checked([&](std::error_code& ec) { accept_tls(options, ec); }); }
+inline void Client::start_tls(const TlsOptions& options) {
+    detail::checked([&](std::error_code& ec) { start_tls(options, ec); });
+}
+inline void Client::accept_tls(const TlsOptions& options) {
+    detail::checked([&](std::error_code& ec) { accept_tls(options, ec); });
+}
 #endif
-inline Address Client::local_address() const { return detail::checked([&](std::error_code& ec) { return local_address(ec); }); }
-inline Address Client::peer_address() const { return detail::checked([&](std::error_code& ec) { return peer_address(ec); }); }
+inline Address Client::local_address() const {
+    return detail::checked([&](std::error_code& ec) { return local_address(ec); });
+}
+inline Address Client::peer_address() const {
+    return detail::checked([&](std::error_code& ec) { return peer_address(ec); });
+}
 
 inline Server::Server(std::string_view host, std::uint16_t port, int backlog) {
     bind(host, port);
@@ -4142,49 +4463,74 @@ inline Server::Server(std::string_view host, std::uint16_t port, int backlog) {
 inline void Server::bind(std::string_view host, std::uint16_t port) {
     detail::checked([&](std::error_code& ec) { bind(host, port, ec); });
 }
-inline void Server::bind_unix(std::string_view path) { detail::checked([&](std::error_code& ec) { bind_unix(path, ec); }); }
-inline void Server::listen(int backlog) { detail::checked([&](std::error_code& ec) { listen(backlog, ec); }); }
-inline std::pair<Client, Address> Server::accept() { return detail::checked([&](std::error_code& ec) { return accept(ec); }); }
-inline void Server::set_timeout(Timeout timeout) { detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); }); }
-inline Address Server::local_address() const { return detail::checked([&](std::error_code& ec) { return local_address(ec); }); }
+inline void Server::bind_unix(std::string_view path) {
+    detail::checked([&](std::error_code& ec) { bind_unix(path, ec); });
+}
+inline void Server::listen(int backlog) {
+    detail::checked([&](std::error_code& ec) { listen(backlog, ec); });
+}
+inline std::pair<Client, Address> Server::accept() {
+    return detail::checked([&](std::error_code& ec) { return accept(ec); });
+}
+inline void Server::set_timeout(Timeout timeout) {
+    detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); });
+}
+inline Address Server::local_address() const {
+    return detail::checked([&](std::error_code& ec) { return local_address(ec); });
+}
 inline void Server::serve(const Handler& handler, const ServeOptions& options) {
     detail::checked([&](std::error_code& ec) { serve(handler, options, ec); });
 }
 
-inline void UdpSocket::bind(std::string_view host, std::uint16_t port) { detail::checked([&](std::error_code& ec) { bind(host, port, ec); }); }
-inline void UdpSocket::connect(std::string_view host, std::uint16_t port) { detail::checked([&](std::error_code& ec) { connect(host, port, ec); }); }
-inline std::size_t UdpSocket::send(std::string_view bytes) { return detail::checked([&](std::error_code& ec) { return send(bytes, ec); }); }
+inline void UdpSocket::bind(std::string_view host, std::uint16_t port) {
+    detail::checked([&](std::error_code& ec) { bind(host, port, ec); });
+}
+inline void UdpSocket::connect(std::string_view host, std::uint16_t port) {
+    detail::checked([&](std::error_code& ec) { connect(host, port, ec); });
+}
+inline std::size_t UdpSocket::send(std::string_view bytes) {
+    return detail::checked([&](std::error_code& ec) { return send(bytes, ec); });
+}
 inline std::size_t UdpSocket::send_to(std::string_view bytes, const Address& to) {
     return detail::checked([&](std::error_code& ec) { return send_to(bytes, to, ec); });
 }
 inline std::size_t UdpSocket::send_to(std::string_view bytes, std::string_view host, std::uint16_t port) {
     return detail::checked([&](std::error_code& ec) { return send_to(bytes, host, port, ec); });
 }
-template <class Text, class>
-std::size_t UdpSocket::send_to(const Text& text, const Address& to) {
+template <class Text, class> std::size_t UdpSocket::send_to(const Text& text, const Address& to) {
     return detail::checked([&](std::error_code& ec) { return send_to(text, to, ec); });
 }
 template <class Text, class>
 std::size_t UdpSocket::send_to(const Text& text, std::string_view host, std::uint16_t port) {
     return detail::checked([&](std::error_code& ec) { return send_to(text, host, port, ec); });
 }
-inline std::string UdpSocket::recv(std::size_t max_bytes) { return detail::checked([&](std::error_code& ec) { return recv(max_bytes, ec); }); }
+inline std::string UdpSocket::recv(std::size_t max_bytes) {
+    return detail::checked([&](std::error_code& ec) { return recv(max_bytes, ec); });
+}
 inline std::pair<std::string, Address> UdpSocket::recv_from(std::size_t max_bytes) {
     return detail::checked([&](std::error_code& ec) { return recv_from(max_bytes, ec); });
 }
 inline std::pair<std::string, Address> UdpSocket::recv_text_from(std::size_t max_bytes) {
     return detail::checked([&](std::error_code& ec) { return recv_text_from(max_bytes, ec); });
 }
-inline void UdpSocket::set_timeout(Timeout timeout) { detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); }); }
-inline void UdpSocket::set_broadcast(bool on) { detail::checked([&](std::error_code& ec) { set_broadcast(on, ec); }); }
+inline void UdpSocket::set_timeout(Timeout timeout) {
+    detail::checked([&](std::error_code& ec) { set_timeout(timeout, ec); });
+}
+inline void UdpSocket::set_broadcast(bool on) {
+    detail::checked([&](std::error_code& ec) { set_broadcast(on, ec); });
+}
 inline void UdpSocket::join_group(std::string_view group, std::string_view interface) {
     detail::checked([&](std::error_code& ec) { join_group(group, interface, ec); });
 }
 inline void UdpSocket::leave_group(std::string_view group, std::string_view interface) {
     detail::checked([&](std::error_code& ec) { leave_group(group, interface, ec); });
 }
-inline Address UdpSocket::local_address() const { return detail::checked([&](std::error_code& ec) { return local_address(ec); }); }
-inline Address UdpSocket::peer_address() const { return detail::checked([&](std::error_code& ec) { return peer_address(ec); }); }
+inline Address UdpSocket::local_address() const {
+    return detail::checked([&](std::error_code& ec) { return local_address(ec); });
+}
+inline Address UdpSocket::peer_address() const {
+    return detail::checked([&](std::error_code& ec) { return peer_address(ec); });
+}
 #endif // GREET_SOCKET_EXCEPTIONS
 
 } // namespace greet

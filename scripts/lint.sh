@@ -3,11 +3,15 @@
 # in .clang-tidy (every finding is an error), then cppcheck. Both must report nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh clang-tidy cppcheck catch2
+scripts/deps.sh clang-tidy clang-format cppcheck catch2
 jobs=${JOBS:-2}
 sources=(examples/*.cpp examples/lessons/*.cpp tests/*.cpp tests/fuzz/*.cpp)
 flags=(-std=c++17 -I. -Itests)
 mkdir -p build
+
+echo "== $(clang-format --version | grep -o 'version [0-9.]*' | sed 's/^/clang-format /')"
+clang-format --dry-run --Werror greet_socket.hpp
+echo "clang-format: greet_socket.hpp as .clang-format says"
 
 echo "== $(clang-tidy --version | grep -m1 -o 'LLVM version [0-9.]*' | sed 's/LLVM/clang-tidy/')"
 # One process per file, $jobs at a time; the header is checked through each of them.

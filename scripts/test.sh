@@ -5,7 +5,7 @@
 # not the presets, so that CMake 3.20 and later (Ubuntu 22.04's 3.22) run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh g++ make cmake catch2 python3 pkg-config meson ninja-build socat libssl-dev git
+scripts/deps.sh g++ make cmake catch2 python3 pkg-config meson ninja-build socat libssl-dev openssl git
 rm -rf build/dev
 cmake -S . -B build/dev -DCMAKE_BUILD_TYPE=Debug -DGREET_SOCKET_TEST_CONSUMERS=ON
 cmake --build build/dev -j2

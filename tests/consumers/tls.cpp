@@ -11,8 +11,15 @@
 #endif
 
 int main() {
-    // Once the header has its TLS API, this program also names it here:
-    //     greet::TlsOptions options;
+    // The TLS API, linked: start_tls on a Client that is not connected fails with ENOTCONN
+    // (the error-code form, so the program needs no exceptions).
+    greet::Client client;
+    std::error_code ec;
+    client.start_tls(greet::TlsOptions{}, ec);
+    if (ec != std::errc::not_connected) {
+        std::fprintf(stderr, "start_tls on an unconnected Client: %s\n", ec.message().c_str());
+        return 1;
+    }
     if (OPENSSL_version_major() < 3) {
         std::fprintf(stderr, "OpenSSL %s is older than 3\n", OpenSSL_version(OPENSSL_VERSION));
         return 1;
