@@ -87,9 +87,12 @@ def compile_seconds(source, level, include_dirs):
 
 
 def header_includes():
-    """The standard and POSIX headers greet_socket.hpp includes (its Windows block aside)."""
+    """The standard and POSIX headers the default build of greet_socket.hpp includes: not
+    its Windows block, its opt-in TLS block or the include that stops a pre-C++17 compile."""
     text = open(os.path.join(ROOT, "greet_socket.hpp")).read()
     posix = re.sub(r"#ifdef _WIN32.*?#else // POSIX", "", text, flags=re.S)
+    posix = re.sub(r"#ifdef GREET_SOCKET_OPENSSL.*?#endif\n#endif", "", posix, flags=re.S)
+    posix = re.sub(r"#if defined\(_MSVC_LANG\).*?#endif\n#endif", "", posix, flags=re.S)
     return re.findall(r"^#include (<[^>]+>)", posix, flags=re.M)
 
 
