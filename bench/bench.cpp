@@ -31,28 +31,16 @@
 #include <asio.hpp>
 #endif
 
+#include "timing.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using timing::Clock;
 
-// Wall-clock time, and the CPU time of the whole process (client and server threads)
-// over the same interval: on a busy machine the CPU time is the steadier measure of cost.
-double cpu_now() {
-    rusage usage{};
-    ::getrusage(RUSAGE_SELF, &usage);
-    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
-double cpu_start = 0, wall_seconds = 0, cpu_seconds = 0;
-Clock::time_point begin() {
-    cpu_start = cpu_now();
-    return Clock::now();
-}
-double seconds_since(Clock::time_point start) {
-    wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    cpu_seconds = cpu_now() - cpu_start;
-    return wall_seconds;
-}
+using timing::begin;
+using timing::cpu_seconds;
+using timing::seconds_since;
+using timing::wall_seconds;
 
 constexpr std::size_t bulk_piece = 64 * 1024;
 constexpr std::size_t ping_size = 32;
