@@ -272,6 +272,20 @@ inline long recv_datagram_native(SOCKET s, char* into, std::size_t n, sockaddr_s
     return *cut ? static_cast<long>(n) : got;
 }
 inline int peer_ids(SOCKET, std::int64_t*, std::uint32_t*, std::uint32_t*) noexcept { return WSAEOPNOTSUPP; }
+// serve()'s handler threads, started natively: std::thread cannot choose a stack size.
+// stack_size 0 is the OS's default (1 MiB reserved on Windows).
+using thread_handle = HANDLE;
+using thread_result = DWORD;
+#define GREET_SOCKET_THREAD_CALL WINAPI
+inline int start_thread(HANDLE* thread, std::size_t stack_size, LPTHREAD_START_ROUTINE run, void* argument) noexcept {
+    *thread =
+        ::CreateThread(nullptr, stack_size, run, argument, stack_size ? STACK_SIZE_PARAM_IS_A_RESERVATION : 0, nullptr);
+    return *thread ? 0 : static_cast<int>(::GetLastError());
+}
+inline void join_thread(HANDLE thread) noexcept {
+    ::WaitForSingleObject(thread, INFINITE);
+    ::CloseHandle(thread);
+}
 // The console speaks UTF-16; reading and writing it as such keeps "Zoë" intact
 // whatever the console's code page. Both return false when not a console.
 std::u16string to_utf16(std::string_view utf8_text);
@@ -312,12 +326,16 @@ inline bool write_console(std::string_view utf8_text) {
 #include <netinet/tcp.h> // on Linux it clashes with <linux/tcp.h>, which a program may want (tcp_info)
 #endif
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h> // serve_messages and serve_lines; poll() elsewhere
+#endif
 
 namespace greet {
 using native_handle_type = int;
@@ -353,6 +371,23 @@ inline void set_blocking(int s, bool on) noexcept {
     int flags = ::fcntl(s, F_GETFL, 0);
     ::fcntl(s, F_SETFL, on ? (flags & ~O_NONBLOCK) : (flags | O_NONBLOCK));
 }
+// serve()'s handler threads, started natively: std::thread cannot choose a stack size.
+// stack_size 0 is the OS's default (8 MiB of address space with glibc, touched only as used).
+using thread_handle = pthread_t;
+using thread_result = void*;
+#define GREET_SOCKET_THREAD_CALL
+inline int start_thread(pthread_t* thread, std::size_t stack_size, void* (*run)(void*), void* argument) noexcept {
+    pthread_attr_t attributes;
+    if (const int e = ::pthread_attr_init(&attributes)) return e;
+    // Whole 64 KiB (macOS refuses a size that is not a multiple of the page), at least the minimum.
+    const std::size_t size =
+        std::max(((stack_size + 0xFFFF) & ~std::size_t{0xFFFF}), static_cast<std::size_t>(PTHREAD_STACK_MIN));
+    int e = stack_size ? ::pthread_attr_setstacksize(&attributes, size) : 0;
+    if (e == 0) e = ::pthread_create(thread, &attributes, run, argument);
+    ::pthread_attr_destroy(&attributes);
+    return e;
+}
+inline void join_thread(pthread_t thread) noexcept { ::pthread_join(thread, nullptr); }
 inline void start_networking() noexcept {}
 // Close-on-exec and no SIGPIPE are per-socket choices; the process's signal
 // dispositions belong to the application and are never touched.
@@ -1016,7 +1051,9 @@ private:
 
 // Options of Server::serve.
 struct ServeOptions {
-    std::size_t max_clients = 64; // handlers running at once; further clients wait in the backlog
+    // Clients served at once; further clients wait in the backlog. 0 (the default): 64 for
+    // serve() (a thread each), no limit but the descriptor limit for serve_messages/serve_lines.
+    std::size_t max_clients = 0;
     // stop() waits this long for handlers; milliseconds::max() waits as long as they take.
     std::chrono::milliseconds grace = std::chrono::seconds(5);
     // Called with an exception that escaped a handler (a ClosedError, the client leaving,
@@ -1025,6 +1062,22 @@ struct ServeOptions {
     // says so). Default: a line on stderr. (Built with -fno-exceptions, serve() still
     // passes its own failures here, as greet::Error objects it never throws.)
     std::function<void(const Address& peer, const std::exception& error)> on_error;
+    // How long a client may stay silent: the handler's Client starts with it as its timeout
+    // (set_timeout, which the handler may change), so a receive that waits longer throws
+    // TimeoutError, reported as above, and the slot is freed. nullopt (the default): no limit.
+    Timeout idle_timeout;
+    // The handler threads' stack in bytes; 0 (the default) is the OS's (8 MiB of address
+    // space with glibc, 1 MiB on Windows). 256 KiB suits most handlers and 10,000 threads.
+    std::size_t stack_size = 0;
+    // The listen backlog serve() sets before serving: the queue of clients the OS completes
+    // while every handler is busy. 0 (the default) keeps the listener's (SOMAXCONN).
+    int backlog = 0;
+    // serve_messages/serve_lines: the threads that read requests, run the handler and send
+    // the replies. 0 (the default): std::thread::hardware_concurrency().
+    std::size_t workers = 0;
+    // serve_messages/serve_lines: the longest request. 0 (the default): recv_message's
+    // 16 MiB, recv_line's 65,536 bytes.
+    std::size_t max_request = 0;
 };
 
 // A listening TCP socket (one per address the host resolves to: "localhost" listens
@@ -1087,7 +1140,9 @@ public:
     bool is_open() const noexcept { return !listeners_.empty(); }
 
     // Runs handler(client, peer) on a thread of its own for each client, at most
-    // options.max_clients at once, until stop(). An exception escaping a handler ends
+    // options.max_clients at once, until stop(). The threads are reused: a finished
+    // handler's thread takes the next client, and one idle for 2 s ends, so a burst of
+    // clients costs no thread creation per client. An exception escaping a handler ends
     // that client only. When stopped, serve closes the listening sockets, waits up to
     // options.grace for running handlers, then shuts the rest of the connections down
     // (their blocked receive or send throws Error with std::errc::operation_canceled),
@@ -1098,6 +1153,25 @@ public:
     using Handler = std::function<void(Client& client, const Address& peer)>;
     void serve(const Handler& handler, const ServeOptions& options = {}) GREET_SOCKET_THROWS;
     void serve(const Handler& handler, const ServeOptions& options, std::error_code& ec) noexcept;
+    // For request-response servers: handler(request, peer) answers each request, and its
+    // reply goes back in the same framing, in request order per connection. serve_messages
+    // reads send_message frames; serve_lines reads lines as recv_line does and sends each
+    // reply followed by '\n'. Idle connections wait in the OS (epoll on Linux, poll()
+    // elsewhere), not in a thread: options.workers threads each own a share of the
+    // connections and run their handler calls one at a time, so a handler that blocks
+    // delays the other connections of its thread, and one shared between connections
+    // needs its own lock. A request longer than options.max_request, an exception escaping
+    // the handler, a reset or options.idle_timeout of silence ends that connection only,
+    // reported to options.on_error. A peer that closes after its requests gets their
+    // replies first. A peer that does not read holds at most about 256 KiB of replies;
+    // then its next requests wait. stop() as for serve(): no new requests are read, unsent
+    // replies get options.grace to leave, then every connection closes and every thread
+    // is joined. Throws: Error (EINVAL) when not listening.
+    using RequestHandler = std::function<std::string(std::string_view request, const Address& peer)>;
+    void serve_messages(const RequestHandler& handler, const ServeOptions& options = {}) GREET_SOCKET_THROWS;
+    void serve_messages(const RequestHandler& handler, const ServeOptions& options, std::error_code& ec) noexcept;
+    void serve_lines(const RequestHandler& handler, const ServeOptions& options = {}) GREET_SOCKET_THROWS;
+    void serve_lines(const RequestHandler& handler, const ServeOptions& options, std::error_code& ec) noexcept;
     // Makes a blocked or later accept() throw Error (std::errc::operation_canceled) and
     // serve() return, within milliseconds. Safe from any thread and from a signal handler
     // (it stores an atomic flag, sends one byte on a socket and, on Linux, shuts the
@@ -1114,6 +1188,7 @@ private:
         detail::Socket listener; // Linux, one listener: its duplicate, which stop() shuts down
     };
     class Sessions;
+    class Reactor;
     struct Reporter;
     using Deadline = std::chrono::steady_clock::time_point;
     std::vector<detail::Socket> bind_all(const std::vector<sockaddr_storage>& addresses, bool every_interface,
@@ -1129,6 +1204,9 @@ private:
     void sleep_until_woken(Deadline until);
     bool cancelled() const noexcept;
     void apply_timeout() noexcept;
+    void admit(Sessions& sessions, std::pair<Client, Address> next, const ServeOptions& options,
+               const Reporter& report);
+    void serve_requests(const RequestHandler& handler, const ServeOptions& options, bool lines, std::error_code& ec);
 
     std::vector<detail::Socket> listeners_;
     std::unique_ptr<Wake> wake_;
@@ -3736,92 +3814,171 @@ inline void Server::close() noexcept {
     listening_ = false;
 }
 
-// serve()'s bookkeeping: one node per running handler, moved in O(1) to `done_` when its
-// handler ends, so that the accept loop joins finished threads without walking the rest.
+// serve()'s threads and their clients. An accepted client waits in `queued_` for an idle
+// worker. When none is idle or starting, one more is started, by the accept loop only when
+// no worker is starting already; otherwise a starting worker starts the next, so that a
+// burst of clients does not wait behind thread creation in the accept loop (the backlog
+// would overflow). There are never more workers than clients being served; a worker idle
+// for `linger` ends. Each step is a list splice under one lock: O(1) per client.
 class Server::Sessions {
 public:
-    explicit Sessions(native_handle_type waker) : waker_(waker) {}
+    using Refuse = std::function<void(const Address& peer, std::error_code why)>;
+    Sessions(native_handle_type waker, Handler work, Refuse refuse, std::size_t stack_size)
+        : waker_(waker), work_(std::move(work)), refuse_(std::move(refuse)), stack_size_(stack_size) {}
     Sessions(const Sessions&) = delete;
     Sessions& operator=(const Sessions&) = delete;
     ~Sessions() { finish(detail::Clock::now()); } // serve() failed: cut every handler off at once
 
-    std::size_t running() {
+    // True when `limit` clients are queued or being served; a finishing one then wakes serve().
+    bool full(std::size_t limit) {
         std::lock_guard<std::mutex> lock(mutex_);
-        return running_.size();
+        return waiting_ = queued_.size() + running_.size() >= limit;
     }
-    // Runs work(client, peer) on a thread of its own. Throws std::bad_alloc or
-    // std::system_error (no thread) and then leaves nothing behind: the client is closed.
-    template <class Work> void start(Client client, const Address& peer, const Work& work) {
+    // Queues the client for a worker. Throws std::bad_alloc before anything changed; a
+    // client no thread can be started for is refused (closed and reported).
+    void start(Client client, const Address& peer) {
         auto cut_off = std::make_shared<detail::CutOff>();
         cut_off->socket = client.native_handle();
         client.io_.cut_off = cut_off;
-        std::list<Session> node;
-        node.push_back(Session{std::move(client), peer, std::thread(), std::move(cut_off)});
+        std::list<Session> session;
+        session.push_back(Session{std::move(client), peer, std::move(cut_off)});
         std::unique_lock<std::mutex> lock(mutex_);
-        running_.splice(running_.end(), node);
-        const auto it = std::prev(running_.end());
+        const bool enough = queued_.size()<idle_ + starting_, coming = starting_> 0;
+        std::list<Worker> worker(enough || coming ? 0 : 1); // allocated before the client is queued
+        queued_.splice(queued_.end(), session);
+        if (!enough && !coming) return (void)grow(lock, std::move(worker));
         lock.unlock();
-#if GREET_SOCKET_EXCEPTIONS
-        try {
-#endif
-            it->thread = std::thread([this, it, &work] {
-                work(it->client, it->peer);
-                end(it);
-            });
-#if GREET_SOCKET_EXCEPTIONS
-        } catch (...) {
-            lock.lock();
-            node.splice(node.end(), running_, it); // destroyed (and the client closed) on the way out
-            throw;
-        }
-#endif
+        work_ready_.notify_one();
     }
-    void join_finished() {
-        std::list<Session> ended;
+    // Joins the workers that ended for want of clients.
+    void join_exited() {
+        std::list<Worker> gone;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            ended.splice(ended.end(), done_);
+            gone.splice(gone.end(), exited_);
         }
-        for (Session& session : ended) session.thread.join();
+        for (Worker& worker : gone) detail::join_thread(worker.handle);
     }
-    // Waits for the running handlers until the deadline, then cuts the rest off (their
+    // Waits for the clients being served until the deadline, then cuts the rest off (their
     // blocked receive or send fails with ECANCELED) and joins every thread.
     void finish(detail::Clock::time_point deadline) {
         std::unique_lock<std::mutex> lock(mutex_);
-        const auto idle = [this] { return running_.empty(); };
+        const auto idle = [this] { return running_.empty() && queued_.empty() && creating_ == 0; };
         if (deadline == detail::no_deadline)
             finished_.wait(lock, idle);
         else if (!finished_.wait_until(lock, deadline, idle))
             cut_off();
         finished_.wait(lock, idle);
+        closing_ = true;
+        std::list<Worker> all;
+        all.splice(all.end(), workers_);
+        all.splice(all.end(), exited_);
         lock.unlock();
-        join_finished();
+        work_ready_.notify_all();
+        for (Worker& worker : all) detail::join_thread(worker.handle);
     }
 
 private:
     struct Session {
         Client client;
         Address peer;
-        std::thread thread;
         std::shared_ptr<detail::CutOff> cut_off; // shared with the client, which the handler may move
     };
+    struct Worker {
+        Sessions* owner = nullptr;
+        detail::thread_handle handle{};
+        std::list<Worker>::iterator self; // its node, in workers_ until it ends
+    };
+    static constexpr std::chrono::seconds linger{2}; // a worker's wait for its next client
+
+    // Under the lock, released while the thread starts: one more worker, in `node`. If
+    // none can be started, the newest queued client is refused.
+    bool grow(std::unique_lock<std::mutex>& lock, std::list<Worker> node) {
+        Worker& worker = node.front();
+        worker.owner = this;
+        worker.self = node.begin(); // stays valid through the splices
+        ++starting_, ++creating_;
+        lock.unlock();
+        const int failed = detail::start_thread(&worker.handle, stack_size_, &Sessions::run, &worker);
+        lock.lock();
+        --creating_;
+        // The new worker uses its node only when it ends, after `linger` at the soonest.
+        if (!failed)
+            workers_.splice(workers_.end(), node);
+        else
+            --starting_, refuse_newest(lock, detail::os_error(failed));
+        finished_.notify_all();
+        return !failed;
+    }
+    void refuse_newest(std::unique_lock<std::mutex>& lock, std::error_code why) {
+        if (queued_.empty()) return; // taken by a worker after all
+        std::list<Session> refused;
+        refused.splice(refused.end(), queued_, std::prev(queued_.end()));
+        lock.unlock();
+        refuse_(refused.front().peer, why);
+        refused.clear(); // closes the connection
+        lock.lock();
+    }
+    static detail::thread_result GREET_SOCKET_THREAD_CALL run(void* worker) {
+        Worker* self = static_cast<Worker*>(worker);
+        self->owner->serve_clients(*self);
+        return detail::thread_result{};
+    }
+    void serve_clients(Worker& self) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        // Counted as starting until it waits, this one takes a client: start workers for the
+        // others, checking again after each (clients came while the lock was released).
+        while (queued_.size() > idle_ + starting_ && grow_if_memory(lock)) {}
+        --starting_;
+        for (auto it = running_.end(); next(lock, it);) {
+            lock.unlock();
+            work_(it->client, it->peer);
+            it->client.close();
+            lock.lock();
+            running_.erase(it);
+            finished_.notify_all();
+            if (waiting_) detail::wake_up(waker_), waiting_ = false; // a slot is free
+        }
+        if (!closing_) exited_.splice(exited_.end(), workers_, self.self); // else finish() holds it and joins it
+    }
+    // False when no worker could be started. No memory for its node: the accept loop
+    // starts the next one instead.
+    bool grow_if_memory(std::unique_lock<std::mutex>& lock) noexcept {
+#if GREET_SOCKET_EXCEPTIONS
+        try {
+            return grow(lock, std::list<Worker>(1));
+        } catch (...) { return false; }
+#else
+        return grow(lock, std::list<Worker>(1));
+#endif
+    }
+    // Under the lock: waits up to `linger` for a client and moves it to running_.
+    bool next(std::unique_lock<std::mutex>& lock, std::list<Session>::iterator& it) {
+        ++idle_;
+        work_ready_.wait_for(lock, linger, [this] { return !queued_.empty() || closing_; });
+        --idle_;
+        if (queued_.empty()) return false;
+        it = queued_.begin();
+        running_.splice(running_.end(), queued_, it);
+        return true;
+    }
     // Never touches the Clients, which their handlers own and may be moving.
     void cut_off() {
         for (Session& session : running_) session.cut_off->cut();
+        for (Session& session : queued_) session.cut_off->cut();
     }
-    void end(std::list<Session>::iterator it) {
-        it->client.close();
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            done_.splice(done_.end(), running_, it);
-        }
-        finished_.notify_all();
-        detail::wake_up(waker_); // a slot is free
-    }
+
     std::mutex mutex_;
-    std::condition_variable finished_;
-    std::list<Session> running_, done_;
+    std::condition_variable work_ready_, finished_;
+    std::list<Session> queued_, running_;
+    std::list<Worker> workers_, exited_;
+    std::size_t idle_ = 0, starting_ = 0, creating_ = 0; // workers waiting, started and not yet waiting, being created
+    bool waiting_ = false;                               // serve() sleeps until a slot is free
+    bool closing_ = false;
     native_handle_type waker_;
+    Handler work_;
+    Refuse refuse_;
+    std::size_t stack_size_;
 };
 
 // How serve() reports: a handler's failure with its client, its own (accept, a refused
@@ -3860,19 +4017,27 @@ struct Server::Reporter {
 #endif
     }
     // No memory or no thread for a client: that client is refused, the others carry on.
-    void refused(const Address& peer, const std::exception& error) const noexcept {
-        const auto* system = dynamic_cast<const std::system_error*>(&error);
-        const std::error_code code = system ? system->code() : std::make_error_code(std::errc::not_enough_memory);
-        const char* hint = system ? "no thread could be started for this client; it was refused (lower "
-                                    "ServeOptions::max_clients or raise the process's thread limit)"
-                                  : "no memory for this client's session; it was refused";
+    void refused(const Address& peer, std::error_code code) const noexcept {
+        failed("serve", peer, code,
+               code == std::errc::not_enough_memory
+                   ? "no memory for this client's session; it was refused"
+                   : "no thread could be started for this client; it was refused (lower "
+                     "ServeOptions::max_clients or raise the process's thread limit)");
+    }
+    // A failure of the server's own with one client, in the words of every error.
+    void failed(const char* op, const Address& peer, std::error_code code, std::string_view hint) const noexcept {
 #if GREET_SOCKET_EXCEPTIONS
         try {
-            send(peer, Error(code, detail::describe("serve", server + ": client " + peer.to_string(), code, hint)),
-                 true);
-        } catch (...) { send(peer, error, true); }
-#else
-        send(peer, Error(code, detail::describe("serve", server + ": client " + peer.to_string(), code, hint)), true);
+#endif
+            const std::string text = detail::describe(op, server + ": client " + peer.to_string(), code, hint);
+            if (code == std::errc::timed_out)
+                send(peer, TimeoutError(code, text), true);
+            else
+                send(peer, Error(code, text), true);
+#if GREET_SOCKET_EXCEPTIONS
+        } catch (...) { // no memory for the words
+            send(peer, std::bad_alloc(), true);
+        }
 #endif
     }
 };
@@ -3880,40 +4045,56 @@ struct Server::Reporter {
 inline void Server::serve(const Handler& handler, const ServeOptions& options, std::error_code& ec) noexcept {
     detail::guarded(ec, "serve", [&] {
         if (!require_listening("serve", ec)) return;
+        if (options.idle_timeout && options.idle_timeout->count() < 0)
+            return (void)detail::fail_argument(ec, "serve", "ServeOptions::idle_timeout must not be negative");
+        if (options.backlog > 0 && (listen(options.backlog, ec), ec)) return;
         const Address here = local_address(ec);
         if (ec) return;
-        Sessions sessions(wake_->socket);
         const Reporter report{options, endpoint_};
-        const auto run = [&](Client& client, const Address& peer) { report.run(handler, client, peer); };
-        const std::size_t max_clients = std::max<std::size_t>(options.max_clients, 1);
+        Sessions sessions(
+            wake_->socket, [&](Client& client, const Address& peer) { report.run(handler, client, peer); },
+            [&](const Address& peer, std::error_code why) { report.refused(peer, why); }, options.stack_size);
+        const std::size_t max_clients = options.max_clients ? options.max_clients : 64;
         while (!stopped() && !cancelled()) {
-            sessions.join_finished();
-            if (sessions.running() >= max_clients) { // further clients wait in the backlog
+            sessions.join_exited();
+            if (sessions.full(max_clients)) { // further clients wait in the backlog
                 sleep_until_woken(detail::no_deadline);
                 continue;
             }
             std::error_code failed;
             std::pair<Client, Address> next =
                 accept_until(detail::no_deadline, failed); // serve() waits for ever, whatever accept()'s timeout
-            if (failed) {
-                if (stopped() || cancelled()) break;
-                report.own(here, Error(failed, last_error_message()));
-                // Out of descriptors, say: wait a little (or for a handler to end) and retry.
-                sleep_until_woken(detail::Clock::now() + std::chrono::milliseconds(100));
+            if (!failed) {
+                admit(sessions, std::move(next), options, report);
                 continue;
             }
-#if GREET_SOCKET_EXCEPTIONS
-            try {
-                sessions.start(std::move(next.first), next.second, run);
-            } catch (const std::exception& error) { report.refused(next.second, error); }
-#else
-            sessions.start(std::move(next.first), next.second, run);
-#endif
+            if (stopped() || cancelled()) break;
+            report.own(here, Error(failed, last_error_message()));
+            // Out of descriptors, say: wait a little (or for a handler to end) and retry.
+            sleep_until_woken(detail::Clock::now() + std::chrono::milliseconds(100));
         }
         listeners_.clear(); // new clients are refused from here on
         listening_ = false;
         sessions.finish(detail::deadline_after(std::max(options.grace, std::chrono::milliseconds(0))));
     });
+}
+
+// Gives an accepted client its idle timeout and a worker; a client no memory could be had
+// for is refused (closed) and reported.
+inline void Server::admit(Sessions& sessions, std::pair<Client, Address> next, const ServeOptions& options,
+                          const Reporter& report) {
+    std::error_code ignored; // idle_timeout was checked by serve()
+    if (options.idle_timeout) next.first.set_timeout(options.idle_timeout, ignored);
+#if GREET_SOCKET_EXCEPTIONS
+    try {
+        sessions.start(std::move(next.first), next.second);
+    } catch (...) { // std::bad_alloc: nothing was started
+        report.refused(next.second, std::make_error_code(std::errc::not_enough_memory));
+    }
+#else
+    (void)report; // no allocation failure to report: it ends the program
+    sessions.start(std::move(next.first), next.second);
+#endif
 }
 
 inline void Server::set_timeout(Timeout timeout, std::error_code& ec) noexcept {
@@ -3940,6 +4121,517 @@ inline Address Server::local_address(std::error_code& ec) const noexcept {
                    Address();
         return detail::socket_address(listeners_.front(), false, "local_address", endpoint_, ec);
     });
+}
+
+// --- serve_messages and serve_lines: idle connections wait in the OS, not in a thread
+
+namespace detail {
+// One connection of serve_messages or serve_lines, owned by one Reactor for its life.
+struct Connection {
+    Socket socket;
+    Address peer;
+    std::string in;                        // bytes not answered yet (unallocated between requests)
+    std::string out;                       // replies the socket has not taken yet, from out_sent on
+    std::size_t out_sent = 0, scanned = 0; // scanned: bytes at in's front known to hold no '\n'
+    Clock::time_point active{};            // when bytes last moved (with an idle timeout only)
+    std::uint64_t chaos_recv = 0, chaos_send = 0;
+    std::size_t slot = 0; // poll(): its place in the Poller
+    bool eof = false;     // the peer sent FIN: answer what came, then close
+    bool broken = false;  // close now
+    bool writing = false; // waiting to send, not reading
+    std::list<Connection>::iterator self;
+    std::size_t unsent() const noexcept { return out.size() - out_sent; }
+};
+struct Ready {
+    Connection* connection; // nullptr: the wake socket
+    bool in, out;           // in: readable, a hang-up or an error (the next call says which)
+};
+// Readiness for a Reactor, level-triggered: epoll on Linux, where a wait costs what is
+// ready; poll() elsewhere (WSAPoll on Windows), where it costs every connection. kqueue
+// would spare the BSDs and macOS that cost; poll() keeps one path there until measured.
+#ifdef __linux__
+class Poller {
+public:
+    Poller() noexcept : fd_(::epoll_create1(EPOLL_CLOEXEC)) {}
+    Poller(const Poller&) = delete;
+    Poller& operator=(const Poller&) = delete;
+    ~Poller() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    bool ok() const noexcept { return fd_ >= 0; }
+    bool add(native_handle_type s, Connection* c) { return control(EPOLL_CTL_ADD, s, c, false); }
+    void watch(Connection& c, bool write) noexcept { control(EPOLL_CTL_MOD, c.socket, &c, write); }
+    void remove(Connection&) noexcept {} // closing the socket removes it
+    const std::vector<Ready>& wait(int ms) {
+        epoll_event events[64];
+        const int got = ::epoll_wait(fd_, events, 64, ms);
+        ready_.clear();
+        for (int i = 0; i < got; ++i)
+            ready_.push_back({static_cast<Connection*>(events[i].data.ptr), (events[i].events & ~EPOLLOUT) != 0,
+                              (events[i].events & EPOLLOUT) != 0});
+        return ready_;
+    }
+
+private:
+    bool control(int op, native_handle_type s, Connection* c, bool write) noexcept {
+        epoll_event event{};
+        event.events = write ? EPOLLOUT : EPOLLIN;
+        event.data.ptr = c;
+        return ::epoll_ctl(fd_, op, s, &event) == 0;
+    }
+    int fd_;
+    std::vector<Ready> ready_; // reused: no allocation per wait
+};
+#else
+class Poller {
+public:
+    bool ok() const noexcept { return true; }
+    bool add(native_handle_type s, Connection* c) {
+        owners_.reserve(owners_.size() + 1); // both grow, or neither
+        pollfd_type fd{};
+        fd.fd = s;
+        fd.events = POLLIN;
+        fds_.push_back(fd);
+        owners_.push_back(c);
+        if (c) c->slot = fds_.size() - 1;
+        return true;
+    }
+    void watch(Connection& c, bool write) noexcept { fds_[c.slot].events = write ? POLLOUT : POLLIN; }
+    void remove(Connection& c) noexcept { // the last one takes its place
+        fds_[c.slot] = fds_.back();
+        owners_[c.slot] = owners_.back();
+        if (owners_[c.slot]) owners_[c.slot]->slot = c.slot;
+        fds_.pop_back();
+        owners_.pop_back();
+    }
+    const std::vector<Ready>& wait(int ms) {
+        ready_.clear();
+        if (poll_native(fds_.data(), fds_.size(), ms) <= 0) return ready_;
+        for (std::size_t i = 0; i < fds_.size(); ++i)
+            if (fds_[i].revents)
+                ready_.push_back({owners_[i], (fds_[i].revents & ~POLLOUT) != 0, (fds_[i].revents & POLLOUT) != 0});
+        return ready_;
+    }
+
+private:
+    std::vector<pollfd_type> fds_;
+    std::vector<Connection*> owners_;
+    std::vector<Ready> ready_;
+};
+#endif
+} // namespace detail
+
+// One worker of serve_messages or serve_lines: a thread that owns its share of the
+// connections, waits for them in a Poller, reads their requests, runs the handler and
+// sends the replies, in order, one connection at a time. The accept loop hands it
+// connections through `incoming_` and a byte on its wake socket.
+class Server::Reactor {
+public:
+    struct Shared { // one serve_messages or serve_lines call's, read by every Reactor
+        const RequestHandler& handler;
+        const Reporter& report;
+        const char* op; // "serve_messages" or "serve_lines"
+        bool lines;
+        std::size_t max_request, limit; // limit: connections open at once
+        Timeout idle;
+        native_handle_type waker; // the Server's: wakes an accept loop waiting for a free slot
+        std::atomic<std::size_t> open{0};
+        std::atomic<bool> waiting{false};
+        void closed() noexcept {
+            open.fetch_sub(1);
+            if (waiting.exchange(false)) detail::wake_up(waker);
+        }
+    };
+    explicit Reactor(Shared& shared) : shared_(shared) {}
+    Reactor(const Reactor&) = delete;
+    Reactor& operator=(const Reactor&) = delete;
+    ~Reactor() { join(detail::Clock::now()); }
+
+    bool start(std::size_t stack_size, std::error_code& ec) {
+        if (!poller_.ok())
+            return detail::fail(ec, shared_.op, shared_.report.server, detail::os_error(detail::last_error()),
+                                "no poller");
+        wake_ = detail::open_wake_socket(shared_.op, shared_.report.server, "a worker's wake socket", ec);
+        if (ec) return false;
+        scratch_.reset(new char[detail::chunk]);
+        poller_.add(wake_, nullptr);
+        if (const int failed = detail::start_thread(&thread_, stack_size, &Reactor::main, this))
+            return detail::fail(ec, shared_.op, shared_.report.server, detail::os_error(failed),
+                                "no thread could be started for a worker (lower ServeOptions::workers)");
+        return started_ = true;
+    }
+    // From the accept loop. A connection no memory can be had for is closed and reported.
+    void hand(Client& client, const Address& peer) noexcept {
+        shared_.open.fetch_add(1);
+#if GREET_SOCKET_EXCEPTIONS
+        try {
+#endif
+            std::unique_lock<std::mutex> lock(mutex_);
+            const bool was_empty = incoming_.empty();
+            incoming_.push_back({std::move(client.io_.socket), peer, client.io_.chaos_recv, client.io_.chaos_send});
+            lock.unlock();
+            if (was_empty) detail::wake_up(wake_); // else it is awake already
+#if GREET_SOCKET_EXCEPTIONS
+        } catch (...) {
+            shared_.closed();
+            shared_.report.refused(peer, std::make_error_code(std::errc::not_enough_memory));
+        }
+#endif
+    }
+    // From the accept loop: no new requests; unsent replies may leave until the deadline.
+    void join(detail::Clock::time_point deadline) noexcept {
+        if (!started_) return;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            finishing_ = true;
+            finish_by_ = deadline;
+        }
+        detail::wake_up(wake_);
+        detail::join_thread(thread_);
+        started_ = false;
+    }
+
+private:
+    struct Incoming {
+        detail::Socket socket;
+        Address peer;
+        std::uint64_t chaos_recv, chaos_send;
+    };
+    static constexpr std::size_t output_limit = 65536; // unsent replies before a connection's requests wait
+
+    static detail::thread_result GREET_SOCKET_THREAD_CALL main(void* self) {
+        static_cast<Reactor*>(self)->run();
+        return detail::thread_result{};
+    }
+    void run() {
+        for (;;) {
+            bool woken = false;
+            for (const detail::Ready& ready : poller_.wait(wait_ms())) {
+                if (!ready.connection)
+                    woken = true; // after the others: it may close connections still in the list
+                else
+                    guard(*ready.connection, [&] { serve(*ready.connection, ready.in, ready.out); });
+            }
+            if (woken) take_incoming();
+            expire();
+            if (closing_ && (connections_.empty() || detail::Clock::now() >= deadline_)) break;
+        }
+        while (!connections_.empty()) close(connections_.front());
+    }
+    // Runs step; a connection it could find no memory for is closed and reported.
+    template <class F> void guard(detail::Connection& c, F&& step) noexcept {
+#if GREET_SOCKET_EXCEPTIONS
+        try {
+            step();
+        } catch (...) {
+            shared_.report.failed(shared_.op, c.peer, std::make_error_code(std::errc::not_enough_memory),
+                                  "no memory for this connection; it was closed");
+            close(c);
+        }
+#else
+        (void)c;
+        step();
+#endif
+    }
+    void serve(detail::Connection& c, bool readable, bool writable) {
+        if (c.writing) {
+            flush(c);
+            if (c.unsent() == 0) answer_buffered(c);
+        } else if (readable || writable) {
+            read(c);
+        }
+        if (c.broken || (c.unsent() == 0 && (c.eof || closing_))) return close(c);
+        if (c.writing != (c.unsent() > 0)) poller_.watch(c, c.writing = c.unsent() > 0);
+    }
+    void read(detail::Connection& c) {
+        std::error_code err;
+        const long got =
+            detail::recv_some(c.socket, scratch_.get(), detail::chaos_piece(c.chaos_recv, detail::chunk), err);
+        if (got < 0) return detail::would_block(err) ? void() : fail(c, err);
+        touch(c);
+        if (got == 0) return (void)(c.eof = true); // a request cut short is dropped, as recv_message's ClosedError
+        const std::size_t n = static_cast<std::size_t>(got);
+        if (!c.in.empty()) {
+            c.in.append(scratch_.get(), n);
+            return answer_buffered(c);
+        }
+        const std::size_t used = answer(c, scratch_.get(), n, 0);
+        if (used < n && !c.broken) c.in.assign(scratch_.get() + used, n - used);
+    }
+    void answer_buffered(detail::Connection& c) {
+        if (c.in.empty() || c.broken) return;
+        c.in.erase(0, answer(c, c.in.data(), c.in.size(), c.scanned));
+        if (c.in.empty() && c.in.capacity() > 1024) std::string().swap(c.in); // an idle connection keeps nothing
+    }
+    // Answers the whole requests at data's front while the replies fit: the bytes used.
+    std::size_t answer(detail::Connection& c, const char* data, std::size_t size, std::size_t skip) {
+        std::size_t used = 0;
+        c.scanned = 0;
+        for (std::string_view request; !c.broken && c.unsent() <= output_limit; skip = 0) {
+            const std::size_t length = next_request(c, data + used, size - used, skip, request);
+            if (length == 0) break;
+            used += length;
+            reply(c, request);
+        }
+        return used;
+    }
+    // The length of the whole request at data's front (0: not whole yet, or refused).
+    std::size_t next_request(detail::Connection& c, const char* data, std::size_t size, std::size_t skip,
+                             std::string_view& request) {
+        const std::size_t max = shared_.max_request;
+        if (!shared_.lines) {
+            if (size < 4) return 0;
+            const auto* h = reinterpret_cast<const unsigned char*>(data);
+            const std::size_t length =
+                std::size_t{h[0]} << 24 | std::size_t{h[1]} << 16 | std::size_t{h[2]} << 8 | std::size_t{h[3]};
+            if (length > max)
+                return refuse(c,
+                              "the peer announced " + std::to_string(length) + " bytes, more than max_request " +
+                                  std::to_string(max));
+            if (size - 4 < length) return 0;
+            request = std::string_view(data + 4, length);
+            return 4 + length;
+        }
+        const std::size_t window = std::min(size, detail::line_window(max));
+        const void* end = window > skip ? std::memchr(data + skip, '\n', window - skip) : nullptr;
+        if (!end) {
+            if (size >= detail::line_window(max))
+                return refuse(c, "no line end within " + std::to_string(max) + " bytes (max_request)");
+            c.scanned = size;
+            return 0;
+        }
+        std::size_t length = static_cast<std::size_t>(static_cast<const char*>(end) - data);
+        const std::size_t taken = length + 1;
+        if (length > 0 && data[length - 1] == '\r') --length;
+        if (length > max)
+            return refuse(
+                c, "a line of " + std::to_string(length) + " bytes, more than max_request " + std::to_string(max));
+        request = std::string_view(data, length);
+        return taken;
+    }
+    void reply(detail::Connection& c, std::string_view request) {
+        std::string answer;
+#if GREET_SOCKET_EXCEPTIONS
+        try {
+            answer = shared_.handler(request, c.peer);
+        } catch (const std::bad_alloc&) {
+            throw; // guard() reports it as such
+        } catch (const std::exception& error) {
+            return shared_.report.send(c.peer, error, false), void(c.broken = true);
+        } catch (...) {
+            shared_.report.send(c.peer, std::runtime_error("a handler threw something that is not a std::exception"),
+                                false);
+            return void(c.broken = true);
+        }
+#else
+        answer = shared_.handler(request, c.peer);
+#endif
+        char header[4];
+        std::string_view first = answer, second = "\n";
+        if (!shared_.lines) {
+            if (answer.size() > 0xFFFFFFFFu) return (void)refuse(c, "a reply of 4 GiB or more cannot be framed");
+            const auto n = static_cast<std::uint32_t>(answer.size());
+            header[0] = static_cast<char>(n >> 24), header[1] = static_cast<char>(n >> 16);
+            header[2] = static_cast<char>(n >> 8), header[3] = static_cast<char>(n);
+            first = std::string_view(header, 4), second = answer;
+        }
+        if (c.unsent() == 0) { // the common case: straight to the socket
+            std::size_t sent = send_now(c, first, second);
+            const std::size_t from_first = std::min(sent, first.size());
+            first.remove_prefix(from_first), second.remove_prefix(sent - from_first);
+        }
+        if (!c.broken) c.out.append(first).append(second);
+    }
+    void flush(detail::Connection& c) {
+        while (c.unsent() > 0) {
+            const std::size_t sent = send_now(c, std::string_view(c.out).substr(c.out_sent), {});
+            if (sent == 0) return; // the socket is full, or the connection broken
+            c.out_sent += sent;
+        }
+        c.out.clear(), c.out_sent = 0;
+        if (c.out.capacity() > 1024) std::string().swap(c.out);
+    }
+    // One system call: the bytes it took (0 when it would block or failed).
+    std::size_t send_now(detail::Connection& c, std::string_view a, std::string_view b) {
+        const std::size_t piece = detail::chaos_piece(c.chaos_send, a.size() + b.size());
+        a = a.substr(0, piece), b = b.substr(0, piece - a.size());
+        std::error_code err;
+        const long sent = detail::send_some(c.socket, a, b, err);
+        if (sent < 0) {
+            if (!detail::would_block(err)) fail(c, err);
+            return 0;
+        }
+        touch(c);
+        return static_cast<std::size_t>(sent);
+    }
+    std::size_t refuse(detail::Connection& c, const std::string& why) {
+        shared_.report.failed(shared_.op, c.peer, std::make_error_code(std::errc::message_size), why);
+        c.broken = true;
+        return 0;
+    }
+    void fail(detail::Connection& c, std::error_code err) {
+        shared_.report.failed(shared_.op, c.peer, err, {});
+        c.broken = true;
+    }
+    // With an idle timeout, connections_ runs from the longest silent to the latest active.
+    void touch(detail::Connection& c) {
+        if (!shared_.idle) return;
+        c.active = detail::Clock::now();
+        connections_.splice(connections_.end(), connections_, c.self);
+    }
+    void expire() {
+        if (!shared_.idle) return;
+        const auto now = detail::Clock::now();
+        while (!connections_.empty() && now - connections_.front().active >= *shared_.idle) {
+            detail::Connection& c = connections_.front();
+            shared_.report.failed(shared_.op, c.peer, std::make_error_code(std::errc::timed_out),
+                                  "silent for " + detail::ms_text(shared_.idle) + " (ServeOptions::idle_timeout)");
+            close(c);
+        }
+    }
+    int wait_ms() const {
+        auto ms = [](detail::Clock::duration left) {
+            const auto count = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+            return static_cast<int>(std::clamp<decltype(count)>(count, 0, INT_MAX));
+        };
+        const auto now = detail::Clock::now();
+        int wait = closing_ && deadline_ != detail::no_deadline ? ms(deadline_ - now) : -1;
+        if (shared_.idle && !connections_.empty()) {
+            const int idle = ms(*shared_.idle - (now - connections_.front().active));
+            wait = wait < 0 ? idle : std::min(wait, idle);
+        }
+        return wait;
+    }
+    // The wake socket: connections from the accept loop, or join().
+    void take_incoming() {
+        detail::drain(wake_);
+        std::vector<Incoming> arrived;
+        bool finishing;
+        detail::Clock::time_point finish_by;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            arrived.swap(incoming_);
+            finishing = finishing_, finish_by = finish_by_;
+        }
+        for (Incoming& next : arrived) admit(next);
+        if (finishing && !closing_) {
+            closing_ = true;
+            deadline_ = finish_by;
+            for (auto it = connections_.begin(); it != connections_.end();) {
+                detail::Connection& c = *it++;
+                if (c.unsent() == 0) close(c); // the rest leave once their replies have
+            }
+        }
+    }
+    void admit(Incoming& next) {
+        detail::Connection* c = nullptr;
+        guard_admit(next, [&] {
+            connections_.emplace_back();
+            c = &connections_.back();
+            c->self = std::prev(connections_.end());
+        });
+        if (!c) return;
+        detail::set_blocking(next.socket, false);
+        c->socket = std::move(next.socket);
+        c->peer = std::move(next.peer);
+        c->chaos_recv = next.chaos_recv, c->chaos_send = next.chaos_send;
+        if (shared_.idle) c->active = detail::Clock::now();
+        bool added = false;
+        guard(*c, [&] { added = poller_.add(c->socket, c); });
+        if (!added && c->socket != detail::no_socket) { // guard() closed it when it threw
+            fail(*c, detail::os_error(detail::last_error()));
+            close(*c);
+        }
+    }
+    template <class F> void guard_admit(Incoming& next, F&& step) noexcept {
+#if GREET_SOCKET_EXCEPTIONS
+        try {
+            step();
+        } catch (...) {
+            shared_.closed();
+            shared_.report.refused(next.peer, std::make_error_code(std::errc::not_enough_memory));
+        }
+#else
+        (void)next;
+        step();
+#endif
+    }
+    void close(detail::Connection& c) noexcept {
+        poller_.remove(c);
+        connections_.erase(c.self); // closes the socket
+        shared_.closed();
+    }
+
+    Shared& shared_;
+    detail::Poller poller_;
+    detail::Socket wake_;
+    std::unique_ptr<char[]> scratch_; // every read lands here first: an idle connection holds no buffer
+    std::list<detail::Connection> connections_;
+    bool closing_ = false;
+    detail::Clock::time_point deadline_ = detail::no_deadline;
+    std::mutex mutex_; // guards the three below, the accept loop's way in
+    std::vector<Incoming> incoming_;
+    bool finishing_ = false;
+    detail::Clock::time_point finish_by_ = detail::no_deadline;
+    detail::thread_handle thread_{};
+    bool started_ = false;
+};
+
+inline void Server::serve_messages(const RequestHandler& handler, const ServeOptions& options,
+                                   std::error_code& ec) noexcept {
+    detail::guarded(ec, "serve_messages", [&] { serve_requests(handler, options, false, ec); });
+}
+inline void Server::serve_lines(const RequestHandler& handler, const ServeOptions& options,
+                                std::error_code& ec) noexcept {
+    detail::guarded(ec, "serve_lines", [&] { serve_requests(handler, options, true, ec); });
+}
+// The accept loop of serve_messages and serve_lines: each client goes to the next worker.
+inline void Server::serve_requests(const RequestHandler& handler, const ServeOptions& options, bool lines,
+                                   std::error_code& ec) {
+    const char* op = lines ? "serve_lines" : "serve_messages";
+    if (!require_listening(op, ec)) return;
+    if (options.idle_timeout && options.idle_timeout->count() < 0)
+        return (void)detail::fail_argument(ec, op, "ServeOptions::idle_timeout must not be negative");
+    if (options.backlog > 0 && (listen(options.backlog, ec), ec)) return;
+    const Address here = local_address(ec);
+    if (ec) return;
+    const Reporter report{options, endpoint_};
+    const std::size_t max_request = options.max_request ? options.max_request
+        : lines                                         ? 65536
+                                                        : std::size_t{16} * 1024 * 1024;
+    Reactor::Shared shared{handler,
+                           report,
+                           op,
+                           lines,
+                           max_request,
+                           options.max_clients ? options.max_clients : SIZE_MAX,
+                           options.idle_timeout,
+                           wake_->socket};
+    std::list<Reactor> reactors;
+    const std::size_t workers = options.workers ? options.workers : std::max(1u, std::thread::hardware_concurrency());
+    for (std::size_t i = 0; i < workers && !ec; ++i) reactors.emplace_back(shared).start(options.stack_size, ec);
+    for (auto next = reactors.begin(); !ec && !stopped() && !cancelled();) {
+        if (shared.open.load() >= shared.limit) { // further clients wait in the backlog
+            shared.waiting.store(true);
+            if (shared.open.load() >= shared.limit) sleep_until_woken(detail::no_deadline);
+            continue;
+        }
+        std::error_code failed;
+        std::pair<Client, Address> client = accept_until(detail::no_deadline, failed);
+        if (!failed) {
+            next->hand(client.first, client.second);
+            if (++next == reactors.end()) next = reactors.begin();
+            continue;
+        }
+        if (stopped() || cancelled()) break;
+        report.own(here, Error(failed, last_error_message()));
+        sleep_until_woken(detail::Clock::now() + std::chrono::milliseconds(100)); // out of descriptors, say
+    }
+    if (ec) return;     // a worker could not start: those that did are joined on the way out
+    listeners_.clear(); // new clients are refused from here on
+    listening_ = false;
+    const auto deadline = detail::deadline_after(std::max(options.grace, std::chrono::milliseconds(0)));
+    for (Reactor& reactor : reactors) reactor.join(deadline);
 }
 
 // --- UdpSocket
@@ -4480,6 +5172,12 @@ inline Address Server::local_address() const {
 }
 inline void Server::serve(const Handler& handler, const ServeOptions& options) {
     detail::checked([&](std::error_code& ec) { serve(handler, options, ec); });
+}
+inline void Server::serve_messages(const RequestHandler& handler, const ServeOptions& options) {
+    detail::checked([&](std::error_code& ec) { serve_messages(handler, options, ec); });
+}
+inline void Server::serve_lines(const RequestHandler& handler, const ServeOptions& options) {
+    detail::checked([&](std::error_code& ec) { serve_lines(handler, options, ec); });
 }
 
 inline void UdpSocket::bind(std::string_view host, std::uint16_t port) {

@@ -96,6 +96,63 @@ def header_includes():
     return re.findall(r"^#include (<[^>]+>)", posix, flags=re.M)
 
 
+SERVE_SCALES = [(100, 10), (1000, 2), (10000, 1)]  # clients at once, waves of them per run
+SERVE_SHORT_SCALES = [(100, 1), (1000, 1)]
+SERVE_SERVERS = [("epoll", "single-thread epoll echo (baseline)"), ("serve", "serve(), thread pool"),
+                 ("messages", "serve_messages(), workers")]
+IDLE_WANTED = 50000
+
+
+def serve_figures(serve_bench, command):
+    out = subprocess.run([serve_bench] + command, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise SystemExit("serve_bench %s failed: %s" % (" ".join(command), out.stderr.strip()))
+    words = out.stdout.split()
+    return dict(zip(words[0::2], (float(w) for w in words[1::2])))
+
+
+def serve_workload(serve_bench, rounds, short):
+    """Many clients at once against serve() and the epoll baseline: server CPU per round
+    trip, failures, listen-queue overflows, and resident memory per idle connection."""
+    scales = SERVE_SHORT_SCALES if short else SERVE_SCALES
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    idle = min(2000 if short else IDLE_WANTED, (hard if hard != resource.RLIM_INFINITY else 10 ** 6) - 200)
+    runs, idles = {}, {}
+    start = time.time()
+    for round_index in range(rounds):
+        k = round_index % len(SERVE_SERVERS)
+        servers = SERVE_SERVERS[k:] + SERVE_SERVERS[:k]
+        for clients, waves in scales:
+            for server, _ in servers:
+                runs.setdefault((clients, server), []).append(serve_figures(serve_bench, ["run", server, str(clients), "20", str(waves)]))
+        for server, _ in servers:
+            idles.setdefault(server, []).append(serve_figures(serve_bench, ["idle", server, str(idle)]))
+        print("serve round %d of %d done (%.0f s)" % (round_index + 1, rounds, time.time() - start), file=sys.stderr)
+    print("Serve: clients at once, each 20 round trips of a 64-byte send_message (every byte checked); "
+          "server CPU (getrusage of the server process) per round trip, connects and closes included.")
+    print()
+    print("| clients | server | CPU us per round trip | min-max | x epoll | failures | listen overflows |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for clients, waves in scales:
+        base = statistics.median(r["cpu_us_per_round_trip"] for r in runs[(clients, "epoll")])
+        for server, label in SERVE_SERVERS:
+            samples = runs[(clients, server)]
+            cpu = [r["cpu_us_per_round_trip"] for r in samples]
+            print("| %d%s | %s | %.1f | %.1f-%.1f | %.2f | %d | %d |" % (
+                clients, " x %d" % waves if waves > 1 else "", label, statistics.median(cpu), min(cpu), max(cpu),
+                statistics.median(cpu) / base, sum(r["failures"] for r in samples), sum(r["listen_overflows"] for r in samples)))
+    print()
+    if idle < IDLE_WANTED and not short:
+        print("note: %d idle connections, not %d: the hard descriptor limit is %d (ulimit -Hn)" % (idle, IDLE_WANTED, hard))
+    print("| server | resident bytes per idle connection (%d connections) | min-max | failures |" % idle)
+    print("|---|---:|---:|---:|")
+    for server, label in SERVE_SERVERS:
+        sizes = [r["bytes_per_idle_connection"] for r in idles[server]]
+        print("| %s | %.0f | %.0f-%.0f | %d |" % (label, statistics.median(sizes), min(sizes), max(sizes),
+                                                 sum(r["failures"] for r in idles[server])))
+    print()
+
+
 def fmt(value):
     if value >= 1e6:
         return "%.2fM" % (value / 1e6)
@@ -112,11 +169,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; 1 with --short)")
     parser.add_argument("--bench", default=os.path.join(ROOT, "build", "bench", "bench"))
     parser.add_argument("--asio", action="store_true", help="the bench binary was built with asio")
-    parser.add_argument("--workloads", default=None, help="only these, comma-separated (w1,w2,...,w1unix,w2unix)")
+    parser.add_argument("--workloads", default=None, help="only these, comma-separated (w1,w2,...,w1unix,w2unix,serve)")
     args = parser.parse_args()
     chosen = [w for w in WORKLOADS if args.workloads is None or w[0] in args.workloads.split(",")]
-    if not chosen:
-        raise SystemExit("--workloads: none of %s" % ", ".join(w[0] for w in WORKLOADS))
+    serve = args.workloads is None or "serve" in args.workloads.split(",")
+    if not chosen and not serve:
+        raise SystemExit("--workloads: none of %s, serve" % ", ".join(w[0] for w in WORKLOADS))
     rounds = args.rounds or (1 if args.short else 5)
     build = os.path.dirname(args.bench)
 
@@ -139,6 +197,10 @@ def main():
                 results.setdefault((workload, label), []).append(run_once(command, count))
         print("round %d of %d done (%.0f s)" % (round_index + 1, rounds, time.time() - start), file=sys.stderr)
 
+    if serve:
+        serve_workload(os.path.join(build, "serve_bench"), rounds, args.short)
+    if not chosen:
+        return
     print("| workload | implementation | median | min-max | x raw | x raw, CPU |")
     print("|---|---|---:|---:|---:|---:|")
     for workload, unit, full, short, what in chosen:

@@ -25,6 +25,7 @@ if printf '#include <openssl/ssl.h>\n#if OPENSSL_VERSION_NUMBER < 0x30000000L\n#
   tls_build=$!
 fi
 g++ "${flags[@]}" bench/bench.cpp -o build/bench/bench
+g++ "${flags[@]}" bench/serve_bench.cpp -o build/bench/serve_bench
 [ -z "$tls_build" ] || wait "$tls_build" # in parallel with bench.cpp's: 2 CPUs
 # --workloads w7 alone: the TLS rows only (run.py would find none of its own).
 only_tls=false

@@ -675,3 +675,139 @@ TEST_CASE("max_clients bounds the handlers running at once while the rest wait i
     server.stop();
     CHECK(serving.wait_returned());
 }
+
+TEST_CASE("serve() reuses its handler threads for the clients that follow", "[serve][pool]") {
+    constexpr int clients = 40;
+    greet::Server server("127.0.0.1", 0);
+    const std::uint16_t port = server.local_address().port;
+    std::mutex mutex;
+    std::set<std::thread::id> threads;
+    Serving serving(server, [&](greet::Client& client, const greet::Address&) {
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            threads.insert(std::this_thread::get_id());
+        }
+        client.send_line("served " + client.recv_line());
+    });
+    for (int i = 0; i < clients; ++i) {
+        greet::Client client = connect_to(port);
+        client.send_line(std::to_string(i));
+        CHECK(client.recv_line() == "served " + std::to_string(i));
+        CHECK(client.recv(10).empty()); // the handler has returned
+    }
+    server.stop();
+    REQUIRE(serving.wait_returned());
+    // One client at a time: a thread freed by one is idle when the next arrives, unless
+    // the next connects in the moment between the two.
+    WARN(clients << " clients one after another were served by " << threads.size() << " thread(s)");
+    CHECK(threads.size() < clients / 2);
+}
+
+#ifdef __linux__
+TEST_CASE("serve()'s idle handler threads end on their own while it serves on", "[serve][pool]") {
+    if (test::under_thread_sanitizer) GREET_TEST_SKIP("threads are not counted under ThreadSanitizer, which starts one of its own");
+    constexpr int clients = 8;
+    greet::Server server("127.0.0.1", 0);
+    const std::uint16_t port = server.local_address().port;
+    Counter started;
+    Serving serving(server, [&](greet::Client& client, const greet::Address&) {
+        started.add();
+        client.send_line(client.recv_line());
+    });
+    const auto until = Clock::now() + 5s;
+    while (serving.thread_id() == 0 && Clock::now() < until) std::this_thread::yield();
+    const std::size_t idle_threads = thread_count(); // the test's, and serve's own
+    {
+        std::vector<greet::Client> connected;
+        for (int i = 0; i < clients; ++i) connected.push_back(connect_to(port));
+        REQUIRE(started.wait_for(clients)); // one thread per client at once
+        CHECK(thread_count() == idle_threads + clients);
+        for (greet::Client& client : connected) {
+            client.send_line("bye");
+            CHECK(client.recv_line() == "bye");
+        }
+    }
+    // Each worker waits 2 s for another client, then ends; serve() joins it.
+    const auto deadline = Clock::now() + 10s;
+    while (thread_count() != idle_threads && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+    CHECK(thread_count() == idle_threads);
+    greet::Client late = connect_to(port); // and a new client is served as before
+    late.send_line("late");
+    CHECK(late.recv_line() == "late");
+}
+
+TEST_CASE("ServeOptions::stack_size sets the handler threads' stack", "[serve][pool]") {
+    greet::Server server("127.0.0.1", 0);
+    const std::uint16_t port = server.local_address().port;
+    greet::ServeOptions options;
+    options.stack_size = 256 * 1024;
+    std::atomic<std::size_t> stack{0};
+    Serving serving(server, [&](greet::Client& client, const greet::Address&) {
+        pthread_attr_t attributes;
+        std::size_t size = 0;
+        if (::pthread_getattr_np(::pthread_self(), &attributes) == 0) {
+            ::pthread_attr_getstacksize(&attributes, &size);
+            ::pthread_attr_destroy(&attributes);
+        }
+        stack.store(size);
+        client.send_line("ok");
+    }, options);
+    greet::Client client = connect_to(port);
+    CHECK(client.recv_line() == "ok");
+    CHECK(stack.load() == 256 * 1024);
+}
+#endif
+
+TEST_CASE("ServeOptions::idle_timeout frees the slot of a client that stays silent", "[serve][pool]") {
+    greet::Server server("127.0.0.1", 0);
+    const std::uint16_t port = server.local_address().port;
+    std::mutex mutex;
+    std::vector<std::pair<greet::Address, std::error_code>> reports;
+    greet::ServeOptions options;
+    options.max_clients = 1;
+    options.idle_timeout = 200ms;
+    options.on_error = [&](const greet::Address& peer, const std::exception& e) {
+        const auto* error = dynamic_cast<const greet::Error*>(&e);
+        std::lock_guard<std::mutex> lock(mutex);
+        reports.emplace_back(peer, error ? error->code() : std::error_code());
+    };
+    Serving serving(server, [&](greet::Client& client, const greet::Address&) { client.send_line("echo " + client.recv_line()); }, options);
+
+    greet::Client silent = connect_to(port);
+    const greet::Address silent_address = silent.local_address();
+    greet::Client next = connect_to(port); // waits in the backlog behind the silent one
+    next.send_line("hello");
+    const auto asked = Clock::now();
+    CHECK(next.recv_line() == "echo hello");
+    const double waited = ms_between(asked, Clock::now());
+    WARN("served after the silent client's idle timeout of 200 ms: " << waited << " ms");
+    CHECK(waited >= 150);
+    CHECK(silent.recv(10).empty()); // its connection was closed
+    server.stop();
+    REQUIRE(serving.wait_returned());
+    std::lock_guard<std::mutex> lock(mutex);
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0].first == silent_address);
+    CHECK(reports[0].second == std::errc::timed_out);
+}
+
+TEST_CASE("ServeOptions::backlog re-listens and a negative idle_timeout is refused", "[serve][pool]") {
+    greet::Server server("127.0.0.1", 0);
+    const std::uint16_t port = server.local_address().port;
+    SECTION("a backlog of 4") {
+        greet::ServeOptions options;
+        options.backlog = 4;
+        Serving serving(server, [&](greet::Client& client, const greet::Address&) { client.send_line(client.recv_line()); }, options);
+        greet::Client client = connect_to(port);
+        client.send_line("hi");
+        CHECK(client.recv_line() == "hi");
+    }
+    SECTION("idle_timeout below zero") {
+        greet::ServeOptions options;
+        options.idle_timeout = -1ms;
+        std::error_code ec;
+        server.serve([](greet::Client&, const greet::Address&) {}, options, ec);
+        CHECK(ec == std::errc::invalid_argument);
+        CHECK(server.is_open()); // nothing was served or closed
+    }
+}
