@@ -25,13 +25,16 @@
 //         "<operation> <host:port>: <OS name> (<OS text>): <hint>"; each such call has a
 //         noexcept twin taking std::error_code& last, which -fno-exceptions builds keep
 //         (greet::last_error_message() gives the text). greet::Canceller ends blocked calls.
+// Serve:  Server::serve(handler) gives each client a pooled thread; serve_messages and
+//         serve_lines answer requests on a few threads, idle connections costing none.
 // Local:  Server::bind_unix(path) and Client::connect_unix(path): Unix-domain sockets,
 //         with everything else unchanged. UDP: greet::UdpSocket (bind, send_to, recv_from).
 // TLS:    opt-in: #define GREET_SOCKET_OPENSSL before the include and link OpenSSL 3
 //         (-lssl -lcrypto); then Client::start_tls / accept_tls encrypt a connection, and
 //         the default build names no OpenSSL symbol.
 // License: MIT (see the end of this file). Version history: CHANGELOG.md (1.1.0: error codes,
-//          Canceller, Happy Eyeballs, socket options, UDP, Unix-domain sockets, TLS).
+//          Canceller, Happy Eyeballs, socket options, UDP, Unix-domain sockets, TLS,
+//          serve_messages).
 
 #ifndef GREET_SOCKET_HPP
 #define GREET_SOCKET_HPP
@@ -4336,7 +4339,7 @@ private:
     void serve(detail::Connection& c, bool readable, bool writable) {
         if (c.writing) {
             flush(c);
-            if (c.unsent() == 0) answer_buffered(c);
+            if (c.unsent() == 0 && !closing_) answer_buffered(c); // closing: no new requests
         } else if (readable || writable) {
             read(c);
         }
