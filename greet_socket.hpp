@@ -1157,19 +1157,19 @@ public:
     void serve(const Handler& handler, const ServeOptions& options = {}) GREET_SOCKET_THROWS;
     void serve(const Handler& handler, const ServeOptions& options, std::error_code& ec) noexcept;
     // For request-response servers: handler(request, peer) answers each request, and its
-    // reply goes back in the same framing, in request order per connection. serve_messages
-    // reads send_message frames; serve_lines reads lines as recv_line does and sends each
-    // reply followed by '\n'. Idle connections wait in the OS (epoll on Linux, poll()
-    // elsewhere), not in a thread: options.workers threads each own a share of the
-    // connections and run their handler calls one at a time, so a handler that blocks
-    // delays the other connections of its thread, and one shared between connections
-    // needs its own lock. A request longer than options.max_request, an exception escaping
-    // the handler, a reset or options.idle_timeout of silence ends that connection only,
-    // reported to options.on_error. A peer that closes after its requests gets their
-    // replies first. A peer that does not read holds at most about 256 KiB of replies;
-    // then its next requests wait. stop() as for serve(): no new requests are read, unsent
-    // replies get options.grace to leave, then every connection closes and every thread
-    // is joined. Throws: Error (EINVAL) when not listening.
+    // reply goes back in the same framing, in request order per connection, at once
+    // (TCP_NODELAY). serve_messages reads send_message frames; serve_lines reads lines as
+    // recv_line does and sends each reply followed by '\n'. Idle connections wait in the OS
+    // (epoll on Linux, poll() elsewhere), not in a thread: options.workers threads each own
+    // a share of the connections and run their handler calls one at a time, so a handler
+    // that blocks delays the other connections of its thread, and one shared between
+    // connections needs its own lock. A request longer than options.max_request, an
+    // exception escaping the handler, a reset or options.idle_timeout of silence ends that
+    // connection only, reported to options.on_error. A peer that closes after its requests
+    // gets their replies first. A peer that does not read holds at most 64 KiB of replies
+    // beyond the last; then its next requests wait. stop() as for serve(): no new requests
+    // are read, unsent replies get options.grace to leave, then every connection closes
+    // and every thread is joined. Throws: Error (EINVAL) when not listening.
     using RequestHandler = std::function<std::string(std::string_view request, const Address& peer)>;
     void serve_messages(const RequestHandler& handler, const ServeOptions& options = {}) GREET_SOCKET_THROWS;
     void serve_messages(const RequestHandler& handler, const ServeOptions& options, std::error_code& ec) noexcept;
@@ -4535,6 +4535,10 @@ private:
         });
         if (!c) return;
         detail::set_blocking(next.socket, false);
+        if (!next.peer.unix_domain) { // a reply goes at once, not after the ACK of the one before (Nagle)
+            std::error_code ignored;
+            detail::set_option(next.socket, IPPROTO_TCP, detail::tcp_no_delay, 1, ignored);
+        }
         c->socket = std::move(next.socket);
         c->peer = std::move(next.peer);
         c->chaos_recv = next.chaos_recv, c->chaos_send = next.chaos_send;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the UTF-8 functions, the receive path and the TLS receive path (start_tls,
-# accept_tls, records after a handshake) with libFuzzer under AddressSanitizer and
-# UndefinedBehaviorSanitizer, each target for the given seconds (default 60).
+# Fuzzes the UTF-8 functions, the receive path, the TLS receive path (start_tls,
+# accept_tls, records after a handshake) and the request-response servers (serve_lines and
+# serve_messages against a client that sends the input as requests) with libFuzzer under
+# AddressSanitizer and UndefinedBehaviorSanitizer, each target for the given seconds (default 60).
 #   scripts/fuzz.sh            # CI's length
 #   scripts/fuzz.sh 3600       # an hour per target
 # Seeds come from tests/fuzz/<target>/; what a run learns stays in build/fuzz/corpus-<target>/
@@ -16,7 +17,7 @@ out=build/fuzz
 mkdir -p "$out"
 flags=(-std=c++17 -g -O1 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
        -Wall -Wextra -Wpedantic -Werror)
-targets=(utf8 recv tls)
+targets=(utf8 recv tls serve)
 for target in "${targets[@]}"; do
   libraries=()
   [ "$target" = tls ] && libraries=(-lssl -lcrypto)
