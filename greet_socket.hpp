@@ -4308,18 +4308,23 @@ private:
     }
     void run() {
         for (;;) {
-            bool woken = false;
-            for (const detail::Ready& ready : poller_.wait(wait_ms())) {
-                if (!ready.connection)
-                    woken = true; // after the others: it may close connections still in the list
-                else
-                    guard(*ready.connection, [&] { serve(*ready.connection, ready.in, ready.out); });
-            }
-            if (woken) take_incoming();
+            handle(poller_.wait(wait_ms()));
+            // What arrived while handlers ran is not silence: look again before expiring.
+            if (expiring()) handle(poller_.wait(0));
             expire();
             if (closing_ && (connections_.empty() || detail::Clock::now() >= deadline_)) break;
         }
         while (!connections_.empty()) close(connections_.front());
+    }
+    void handle(const std::vector<detail::Ready>& batch) {
+        bool woken = false;
+        for (const detail::Ready& ready : batch) {
+            if (!ready.connection)
+                woken = true; // after the others: it may close connections still in the batch
+            else
+                guard(*ready.connection, [&] { serve(*ready.connection, ready.in, ready.out); });
+        }
+        if (woken) take_incoming();
     }
     // Runs step; a connection it could find no memory for is closed and reported.
     template <class F> void guard(detail::Connection& c, F&& step) noexcept {
@@ -4445,11 +4450,14 @@ private:
         }
         if (!c.broken) c.out.append(first).append(second);
     }
+    // At most output_limit bytes in at most 16 calls per wake-up (chaos mode sends 16 bytes a
+    // call), so that a long reply does not hold the worker's other connections.
     void flush(detail::Connection& c) {
-        while (c.unsent() > 0) {
-            const std::size_t sent = send_now(c, std::string_view(c.out).substr(c.out_sent), {});
+        for (std::size_t budget = output_limit, calls = 16; c.unsent() > 0; --calls) {
+            if (budget == 0 || calls == 0) return;
+            const std::size_t sent = send_now(c, std::string_view(c.out).substr(c.out_sent, budget), {});
             if (sent == 0) return; // the socket is full, or the connection broken
-            c.out_sent += sent;
+            c.out_sent += sent, budget -= sent;
         }
         c.out.clear(), c.out_sent = 0;
         if (c.out.capacity() > 1024) std::string().swap(c.out);
@@ -4481,6 +4489,10 @@ private:
         if (!shared_.idle) return;
         c.active = detail::Clock::now();
         connections_.splice(connections_.end(), connections_, c.self);
+    }
+    bool expiring() const {
+        return shared_.idle && !connections_.empty() &&
+            detail::Clock::now() - connections_.front().active >= *shared_.idle;
     }
     void expire() {
         if (!shared_.idle) return;

@@ -6,16 +6,21 @@
 #include <catch2/generators/catch_generators.hpp> // GENERATE (v2 has it in catch.hpp)
 #endif
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #ifndef _WIN32
@@ -25,6 +30,7 @@
 #include <dirent.h>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -255,7 +261,73 @@ inline std::size_t open_descriptors() {
     ::closedir(dir);
     return count - 1; // the directory stream's own
 }
+// The accept queue of the 127.0.0.1 listener on `port`: connections the kernel has
+// completed that accept() has not taken (for a listening socket, /proc/net/tcp's
+// rx_queue column). nullopt when nothing listens there.
+inline std::optional<unsigned long> accept_queue(std::uint16_t port) {
+    std::ifstream table("/proc/net/tcp");
+    std::string line;
+    char wanted[16];
+    std::snprintf(wanted, sizeof wanted, "0100007F:%04X", static_cast<unsigned>(port));
+    std::getline(table, line); // the column names
+    while (std::getline(table, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state, queues;
+        fields >> slot >> local >> remote >> state >> queues;
+        if (state != "0A") continue; // not a listener
+        if (local == wanted) return std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16);
+    }
+    return std::nullopt;
+}
+inline bool accept_queue_reaches(std::uint16_t port, std::optional<unsigned long> expected) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (accept_queue(port) != expected && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    return accept_queue(port) == expected;
+}
 #endif
+
+inline double ms_between(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
+    return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+// A count that threads change and a test waits on, with a bound.
+class Counter {
+public:
+    void add(int n = 1) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            value_ += n;
+            peak_ = std::max(peak_, value_);
+        }
+        changed_.notify_all();
+    }
+    int value() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return value_;
+    }
+    int peak() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return peak_;
+    }
+    // True once the value is `target` (or, with wait_at_least, at least `target`); false
+    // when it did not get there within `limit`.
+    bool wait_for(int target, std::chrono::milliseconds limit = guard) {
+        return wait_until_true(limit, [&] { return value_ == target; });
+    }
+    bool wait_at_least(int target, std::chrono::milliseconds limit = guard) {
+        return wait_until_true(limit, [&] { return value_ >= target; });
+    }
+
+private:
+    template <class P> bool wait_until_true(std::chrono::milliseconds limit, P done) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        return changed_.wait_for(lock, limit, done);
+    }
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    int value_ = 0;
+    int peak_ = 0;
+};
 
 // A helper thread; its result (or exception) comes back through get(). The destructor
 // joins, and every blocking call inside is bounded by guard, so a failure cannot hang.

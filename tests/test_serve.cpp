@@ -37,7 +37,13 @@
 #endif
 
 using namespace std::chrono_literals;
+using test::Counter;
 using test::guard;
+using test::ms_between;
+#ifdef __linux__
+using test::accept_queue;
+using test::accept_queue_reaches;
+#endif
 using test::pattern;
 #ifdef __linux__
 using test::this_thread_id;
@@ -48,9 +54,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_between(Clock::time_point from, Clock::time_point to) {
-    return std::chrono::duration<double, std::milli>(to - from).count();
-}
 
 greet::Client connect_to(std::uint16_t port) {
     greet::Client client;
@@ -58,38 +61,6 @@ greet::Client connect_to(std::uint16_t port) {
     client.connect("127.0.0.1", port);
     return client;
 }
-
-// A count that threads change and a test waits on, with a bound.
-class Counter {
-public:
-    void add(int n = 1) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            value_ += n;
-            peak_ = std::max(peak_, value_);
-        }
-        changed_.notify_all();
-    }
-    int value() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return value_;
-    }
-    int peak() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return peak_;
-    }
-    // True once the value is `target`; false when it did not get there within `limit`.
-    bool wait_for(int target, std::chrono::milliseconds limit = guard) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        return changed_.wait_for(lock, limit, [&] { return value_ == target; });
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::condition_variable changed_;
-    int value_ = 0;
-    int peak_ = 0;
-};
 
 // serve() on a thread of its own. The destructor stops the server and waits for serve,
 // so a failed REQUIRE leaves no thread behind.
@@ -160,29 +131,6 @@ bool threads_settle_to(std::size_t expected) {
     return thread_count() == expected;
 }
 
-// The accept queue of the 127.0.0.1 listener on `port`: connections the kernel has
-// completed that accept() has not taken (for a listening socket, /proc/net/tcp's
-// rx_queue column). nullopt when nothing listens there.
-std::optional<unsigned long> accept_queue(std::uint16_t port) {
-    std::ifstream table("/proc/net/tcp");
-    std::string line;
-    char wanted[16];
-    std::snprintf(wanted, sizeof wanted, "0100007F:%04X", static_cast<unsigned>(port));
-    std::getline(table, line); // the column names
-    while (std::getline(table, line)) {
-        std::istringstream fields(line);
-        std::string slot, local, remote, state, queues;
-        fields >> slot >> local >> remote >> state >> queues;
-        if (state != "0A") break; // listeners come first; the long tail of connections is not needed
-        if (local == wanted) return std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16);
-    }
-    return std::nullopt;
-}
-bool accept_queue_reaches(std::uint16_t port, std::optional<unsigned long> expected) {
-    const auto deadline = Clock::now() + 5s;
-    while (accept_queue(port) != expected && Clock::now() < deadline) std::this_thread::yield();
-    return accept_queue(port) == expected;
-}
 #endif
 
 } // namespace
