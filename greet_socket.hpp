@@ -4248,9 +4248,12 @@ public:
     explicit Reactor(Shared& shared) : shared_(shared) {}
     Reactor(const Reactor&) = delete;
     Reactor& operator=(const Reactor&) = delete;
-    ~Reactor() { join(detail::Clock::now()); }
+    ~Reactor() {
+        finish(detail::Clock::now());
+        join();
+    }
 
-    bool start(std::size_t stack_size, std::error_code& ec) {
+    bool start(std::error_code& ec) {
         if (!poller_.ok())
             return detail::fail(ec, shared_.op, shared_.report.server, detail::os_error(detail::last_error()),
                                 "no poller");
@@ -4258,9 +4261,18 @@ public:
         if (ec) return false;
         scratch_.reset(new char[detail::chunk]);
         poller_.add(wake_, nullptr);
-        if (const int failed = detail::start_thread(&thread_, stack_size, &Reactor::main, this))
-            return detail::fail(ec, shared_.op, shared_.report.server, detail::os_error(failed),
+        // std::thread, not start_thread: under Wine, reactor threads made by CreateThread
+        // sometimes never finished exiting (WaitForSingleObject hung once they had returned).
+#if GREET_SOCKET_EXCEPTIONS
+        try {
+            thread_ = std::thread([this] { run(); });
+        } catch (const std::system_error& error) {
+            return detail::fail(ec, shared_.op, shared_.report.server, error.code(),
                                 "no thread could be started for a worker (lower ServeOptions::workers)");
+        }
+#else
+        thread_ = std::thread([this] { run(); });
+#endif
         return started_ = true;
     }
     // From the accept loop. A connection no memory can be had for is closed and reported.
@@ -4282,7 +4294,7 @@ public:
 #endif
     }
     // From the accept loop: no new requests; unsent replies may leave until the deadline.
-    void join(detail::Clock::time_point deadline) noexcept {
+    void finish(detail::Clock::time_point deadline) noexcept {
         if (!started_) return;
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -4290,7 +4302,9 @@ public:
             finish_by_ = deadline;
         }
         detail::wake_up(wake_);
-        detail::join_thread(thread_);
+    }
+    void join() noexcept {
+        if (thread_.joinable()) thread_.join();
         started_ = false;
     }
 
@@ -4302,10 +4316,6 @@ private:
     };
     static constexpr std::size_t output_limit = 65536; // unsent replies before a connection's requests wait
 
-    static detail::thread_result GREET_SOCKET_THREAD_CALL main(void* self) {
-        static_cast<Reactor*>(self)->run();
-        return detail::thread_result{};
-    }
     void run() {
         for (;;) {
             handle(poller_.wait(wait_ms()));
@@ -4592,7 +4602,7 @@ private:
     std::vector<Incoming> incoming_;
     bool finishing_ = false;
     detail::Clock::time_point finish_by_ = detail::no_deadline;
-    detail::thread_handle thread_{};
+    std::thread thread_;
     bool started_ = false;
 };
 
@@ -4628,7 +4638,7 @@ inline void Server::serve_requests(const RequestHandler& handler, const ServeOpt
                            wake_->socket};
     std::list<Reactor> reactors;
     const std::size_t workers = options.workers ? options.workers : std::max(1u, std::thread::hardware_concurrency());
-    for (std::size_t i = 0; i < workers && !ec; ++i) reactors.emplace_back(shared).start(options.stack_size, ec);
+    for (std::size_t i = 0; i < workers && !ec; ++i) reactors.emplace_back(shared).start(ec);
     for (auto next = reactors.begin(); !ec && !stopped() && !cancelled();) {
         if (shared.open.load() >= shared.limit) { // further clients wait in the backlog
             shared.waiting.store(true);
@@ -4650,7 +4660,8 @@ inline void Server::serve_requests(const RequestHandler& handler, const ServeOpt
     listeners_.clear(); // new clients are refused from here on
     listening_ = false;
     const auto deadline = detail::deadline_after(std::max(options.grace, std::chrono::milliseconds(0)));
-    for (Reactor& reactor : reactors) reactor.join(deadline);
+    for (Reactor& reactor : reactors) reactor.finish(deadline); // all at once: they drain in parallel
+    for (Reactor& reactor : reactors) reactor.join();
 }
 
 // --- UdpSocket
