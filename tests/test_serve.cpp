@@ -41,7 +41,6 @@ using test::Counter;
 using test::guard;
 using test::ms_between;
 #ifdef __linux__
-using test::accept_queue;
 using test::accept_queue_reaches;
 #endif
 using test::pattern;
@@ -667,6 +666,7 @@ TEST_CASE("serve()'s idle handler threads end on their own while it serves on", 
     const std::size_t idle_threads = thread_count(); // the test's, and serve's own
     {
         std::vector<greet::Client> connected;
+        connected.reserve(static_cast<std::size_t>(clients));
         for (int i = 0; i < clients; ++i) connected.push_back(connect_to(port));
         REQUIRE(started.wait_for(clients)); // one thread per client at once
         CHECK(thread_count() == idle_threads + clients);
@@ -688,7 +688,7 @@ TEST_CASE("ServeOptions::stack_size sets the handler threads' stack", "[serve][p
     greet::Server server("127.0.0.1", 0);
     const std::uint16_t port = server.local_address().port;
     greet::ServeOptions options;
-    options.stack_size = 256 * 1024;
+    options.stack_size = std::size_t{256} * 1024;
     std::atomic<std::size_t> stack{0};
     Serving serving(server, [&](greet::Client& client, const greet::Address&) {
         pthread_attr_t attributes;
@@ -702,7 +702,7 @@ TEST_CASE("ServeOptions::stack_size sets the handler threads' stack", "[serve][p
     }, options);
     greet::Client client = connect_to(port);
     CHECK(client.recv_line() == "ok");
-    CHECK(stack.load() == 256 * 1024);
+    CHECK(stack.load() == std::size_t{256} * 1024);
 }
 #endif
 
