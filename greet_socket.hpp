@@ -4200,7 +4200,8 @@ public:
         return true;
     }
     void watch(Connection& c, bool write) noexcept { fds_[c.slot].events = write ? POLLOUT : POLLIN; }
-    void remove(Connection& c) noexcept { // the last one takes its place
+    void remove(Connection& c) noexcept {                              // the last one takes its place
+        if (c.slot >= owners_.size() || owners_[c.slot] != &c) return; // never added: add() threw
         fds_[c.slot] = fds_.back();
         owners_[c.slot] = owners_.back();
         if (owners_[c.slot]) owners_[c.slot]->slot = c.slot;
@@ -4578,7 +4579,8 @@ private:
             step();
         } catch (...) {
             shared_.closed();
-            shared_.report.refused(next.peer, std::make_error_code(std::errc::not_enough_memory));
+            shared_.report.failed(shared_.op, next.peer, std::make_error_code(std::errc::not_enough_memory),
+                                  "no memory for this connection; it was refused");
         }
 #else
         (void)next;

@@ -58,6 +58,13 @@ constexpr bool under_thread_sanitizer = false;
 constexpr bool under_thread_sanitizer = false;
 #endif
 
+// Whether GREET_SOCKET_CHAOS is set for the run: every send and receive then moves 1 to 16
+// bytes, so a test that moves megabytes between many threads moves less, to stay in its guard.
+inline bool chaos_mode() {
+    const char* seed = std::getenv("GREET_SOCKET_CHAOS");
+    return seed != nullptr && *seed != '\0';
+}
+
 // GREET_TEST_SKIP(reason): this machine cannot show what the test is about (no IPv6
 // loopback, say). It ends the test, which the run reports as skipped, never as passed:
 // Catch2 v3 through SKIP. v2 has no SKIP: the macro warns and counts the skip, and
@@ -184,6 +191,16 @@ inline Pair guarded_pair(Transport transport = Transport::tcp) {
     pair.accepted.set_timeout(guard);
     return pair;
 }
+
+// Stops a Server when the test leaves its scope, so that a failed REQUIRE never leaves a
+// serve loop running (and the thread that waits for it waiting for ever).
+struct StopOnExit {
+    explicit StopOnExit(greet::Server& s) : server(s) {}
+    StopOnExit(const StopOnExit&) = delete;
+    StopOnExit& operator=(const StopOnExit&) = delete;
+    ~StopOnExit() { server.stop(); }
+    greet::Server& server;
+};
 
 // send_message's 4-byte big-endian length.
 inline std::string header(std::uint32_t n) {

@@ -235,6 +235,46 @@ bool echoes(greet::Client& client, const std::string& line) {
 // A new client the server serves: the handler's greeting, then an echo.
 bool served(greet::Client& client, const std::string& line) { return client.recv_line() == "hello" && echoes(client, line); }
 
+// The one report of a client closed for want of memory (or of a thread): it names the
+// client and the serve loop, `op`.
+void check_report(Reports& reports, const std::string& client, const char* op) {
+    const std::vector<Report> texts = reports.wait_any();
+    REQUIRE(texts.size() == 1);
+    const Report& report = texts.front();
+    INFO("on_error(" << report.peer << ", \"" << report.what << "\")");
+    CHECK(report.peer == client);
+    CHECK(contains(report.what, op));
+    CHECK(contains(report.what, client));
+    const std::string lower = lowercase(report.what);
+    CHECK((contains(lower, "memory") || contains(lower, "thread")));
+}
+// After the failure number n: the client served before, and a client after, are served as
+// if nothing happened (the later one stays connected, as its close is the server's work too).
+template <class Served, class ServedNew>
+void check_still_serving(Served served, ServedNew served_new, greet::Client& before, std::vector<greet::Client>& after,
+                         std::uint16_t port, long n) {
+    CHECK(served(before, "before, after failure " + std::to_string(n)));
+    after.push_back(connect_to(port));
+    CHECK(served_new(after.back(), "later " + std::to_string(n)));
+}
+// The end of a run: some allocation failed, a client then got through, nothing more was
+// reported, and the serve loop ends when stopped.
+void check_end(bool got_through, int failures_seen, Reports& reports, greet::Server& server,
+               std::future<void>& serving) {
+    CHECK(got_through);
+    CHECK(failures_seen > 0);
+    CHECK(reports.take().empty());
+    server.stop();
+    REQUIRE(serving.wait_for(guard) == std::future_status::ready);
+    serving.get();
+}
+// What a client the server closed saw: ClosedError (a FIN) or ECONNRESET, not a time-out.
+void check_closed(const std::exception_ptr& thrown) {
+    const auto error = as_error(thrown);
+    REQUIRE(error);
+    CHECK((error->code() == greet::errc::peer_closed || error->code() == std::errc::connection_reset));
+}
+
 } // namespace
 
 TEST_CASE("serve() survives an allocation failure in its own bookkeeping", "[alloc_faults][serve]") {
@@ -256,11 +296,7 @@ TEST_CASE("serve() survives an allocation failure in its own bookkeeping", "[all
             for (int turn = 0; turn < 1000; ++turn) client.send_line(client.recv_line()); // ends in ClosedError
         }, options);
     });
-    // Stops serve on every way out, before `serving` waits for it: a failed REQUIRE cannot hang.
-    struct StopOnExit {
-        greet::Server& server;
-        ~StopOnExit() { server.stop(); }
-    } stop_on_exit{server};
+    test::StopOnExit stop_on_exit(server); // before `serving` waits for it
     auto serve_thread_id = serve_thread.get_future();
     REQUIRE(serve_thread_id.wait_for(guard) == std::future_status::ready);
     const void* const serve_id = serve_thread_id.get();
@@ -301,34 +337,80 @@ TEST_CASE("serve() survives an allocation failure in its own bookkeeping", "[all
         } else {
             INFO("the client saw: " << (greeting ? "\"" + *greeting + "\"" : describe(thrown)));
             REQUIRE(fired); // no failure, yet not served
-            const auto error = as_error(thrown);
-            REQUIRE(error); // closed: ClosedError (a FIN) or ECONNRESET, not a time-out
-            CHECK((error->code() == greet::errc::peer_closed || error->code() == std::errc::connection_reset));
-            const std::vector<Report> texts = reports.wait_any();
-            REQUIRE(texts.size() == 1);
-            const Report& report = texts.front();
-            INFO("on_error(" << report.peer << ", \"" << report.what << "\")");
-            CHECK(report.peer == c_address);
-            CHECK(contains(report.what, "serve"));
-            CHECK(contains(report.what, c_address));
-            const std::string lower = lowercase(report.what);
-            CHECK((contains(lower, "memory") || contains(lower, "thread")));
+            check_closed(thrown);
+            check_report(reports, c_address, "serve");
         }
         ++failures_seen;
         (void)reports.take();
-        // The client served before, and a client after, are served as if nothing happened.
-        CHECK(echoes(a, "a after failure " + std::to_string(n)));
-        connected.push_back(connect_to(port));
-        CHECK(served(connected.back(), "later " + std::to_string(n)));
+        check_still_serving(echoes, served, a, connected, port, n);
     }
-    CHECK(got_through);
-    CHECK(failures_seen > 0);
-    CHECK(reports.take().empty());
-    a.close();
-    connected.clear();
-    server.stop();
-    REQUIRE(serving.wait_for(guard) == std::future_status::ready);
-    serving.get();
+    check_end(got_through, failures_seen, reports, server, serving);
+}
+
+TEST_CASE("serve_messages() survives an allocation failure on its worker", "[alloc_faults][serve_messages]") {
+    if (!fault::available) GREET_TEST_SKIP("operator new cannot be replaced under ThreadSanitizer");
+    greet::Server server("127.0.0.1", 0);
+    const std::uint16_t port = server.local_address().port;
+    Reports reports;
+    greet::ServeOptions options;
+    options.workers = 1; // every connection on the thread whose allocations fail
+    options.on_error = [&](const greet::Address& peer, const std::exception& e) {
+        fault::disarm();
+        reports.add({peer.to_string(), e.what()});
+    };
+    std::atomic<const void*> worker{nullptr};
+    auto serving = test::start([&] {
+        server.serve_messages([&](std::string_view request, const greet::Address&) {
+            worker.store(fault::this_thread());
+            return std::string(request); // allocates on the worker too: a failure here is the handler's
+        }, options);
+    });
+    test::StopOnExit stop_on_exit(server); // before `serving` waits for it
+
+    auto ask = [](greet::Client& client, const std::string& request) {
+        client.send_message(request);
+        return client.recv_message() == request;
+    };
+    greet::Client a = connect_to(port);
+    REQUIRE(ask(a, "a is alive"));
+    REQUIRE(worker.load() != nullptr);
+    std::vector<greet::Client> connected; // kept open: a close is the worker's work too
+
+    int failures_seen = 0;
+    bool got_through = false;
+    for (long n = 1; n <= 60 && !got_through; ++n) {
+        INFO("the allocation that fails: number " << n << " on the worker after a client connects");
+        const long failures_before = fault::count();
+        fault::arm(worker.load(), n);
+        greet::Client c = connect_to(port);
+        const std::string c_address = c.local_address().to_string();
+        const std::string request = "request " + std::to_string(n) + std::string(100, '.'); // past the small-string buffer
+        std::optional<std::string> reply;
+        std::exception_ptr thrown;
+        try {
+            c.send_message(request);
+            reply = c.recv_message();
+        } catch (...) {
+            thrown = std::current_exception();
+        }
+        const bool fired = fault::disarm() || fault::count() != failures_before;
+        REQUIRE(serving.wait_for(0s) == std::future_status::timeout);
+        if (reply == request && !fired) {
+            got_through = true; // past the last allocation the worker makes for a request
+            break;
+        }
+        INFO("the client saw: " << (reply ? "\"" + *reply + "\"" : describe(thrown)));
+        REQUIRE(fired);
+        if (reply == request)
+            connected.push_back(std::move(c)); // it failed after the reply left: reported all the same
+        else
+            check_closed(thrown);
+        check_report(reports, c_address, "serve_messages"); // the handler's bad_alloc too: no memory is no memory
+        ++failures_seen;
+        (void)reports.take();
+        check_still_serving(ask, ask, a, connected, port, n);
+    }
+    check_end(got_through, failures_seen, reports, server, serving);
 }
 
 TEST_CASE("recv_exact and recv_message lose no buffered byte when allocating their result fails", "[alloc_faults][client]") {

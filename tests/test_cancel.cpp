@@ -209,15 +209,6 @@ struct Stalled {
     }
 };
 
-// Stops a Server when the test leaves its scope, so that a failed REQUIRE never leaves serve() running.
-struct StopOnExit {
-    explicit StopOnExit(greet::Server& s) : server(s) {}
-    greet::Server& server;
-    StopOnExit(const StopOnExit&) = delete;
-    StopOnExit& operator=(const StopOnExit&) = delete;
-    ~StopOnExit() { server.stop(); }
-};
-
 } // namespace
 
 // ---------------------------------------------------------------------------
@@ -431,7 +422,7 @@ TEST_CASE("serve() returns once its Server's canceller is cancelled", "[cancel]"
             server.serve(greet_client);
             return std::string("returned");
         });
-        StopOnExit stop(server);
+        test::StopOnExit stop(server);
         // serve() is up: a client is served.
         greet::Client client;
         client.set_timeout(guard);
@@ -451,7 +442,7 @@ TEST_CASE("serve() returns once its Server's canceller is cancelled", "[cancel]"
             server.serve(greet_client);
             return std::string("returned");
         });
-        StopOnExit stop(server);
+        test::StopOnExit stop(server);
         const auto end = serving.result(guard);
         REQUIRE(end);
         INFO(describe(*end));

@@ -16,7 +16,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <functional>
@@ -98,11 +97,6 @@ std::string numbered_text(std::size_t size, std::uint32_t seed) {
 }
 // Whether GREET_SOCKET_CHAOS is set: every send and receive then moves 1 to 16 bytes, so
 // tests that move megabytes move less.
-bool chaos_mode() {
-    const char* seed = std::getenv("GREET_SOCKET_CHAOS");
-    return seed != nullptr && *seed != '\0';
-}
-
 // "" when equal; else where they first differ (Catch would print a 1 MiB string whole).
 std::string difference(const std::string& got, const std::string& expected) {
     if (got == expected) return "";
@@ -890,7 +884,7 @@ TEST_CASE("idle_timeout closes a client that stops reading and spares a busy cli
     // The stuck client's reply: 8 MiB, more than the kernel's buffers, so the server holds
     // the rest. In chaos mode the server writes 16 bytes a system call, which holds the
     // worker (and the busy client) about 300 ms a MiB: there 512 KiB, which the kernel takes.
-    const std::string big = numbered_text(chaos_mode() ? std::size_t{512} << 10 : std::size_t{8} << 20, 13);
+    const std::string big = numbered_text(test::chaos_mode() ? std::size_t{512} << 10 : std::size_t{8} << 20, 13);
     greet::Server server("127.0.0.1", 0);
     const std::uint16_t port = server.local_address().port;
     Reports reports;
@@ -1085,7 +1079,7 @@ TEST_CASE("stop() flushes the replies already made within the grace", "[serve_me
     // A reply larger than the kernel's buffers (Linux's tcp_wmem allows 4 MiB), so that most
     // of it is still in the server when stop() comes. In chaos mode the server sends it in
     // pieces of at most 16 bytes: 1 MiB is still mostly unsent then, and 8 MiB would be slow.
-    const std::size_t size = chaos_mode() ? std::size_t{1} << 20 : std::size_t{8} << 20;
+    const std::size_t size = test::chaos_mode() ? std::size_t{1} << 20 : std::size_t{8} << 20;
     const std::string big = numbered_text(size, 11);
     greet::Server server("127.0.0.1", 0);
     const std::uint16_t port = server.local_address().port;

@@ -143,15 +143,6 @@ void round_trip(greet::Client& a, greet::Client& b) {
     CHECK(b.recv_message().empty());
 }
 
-// Stops a Server when the test leaves its scope, so that a failed REQUIRE never leaves serve() running.
-struct StopOnExit {
-    explicit StopOnExit(greet::Server& s) : server(s) {}
-    greet::Server& server;
-    StopOnExit(const StopOnExit&) = delete;
-    StopOnExit& operator=(const StopOnExit&) = delete;
-    ~StopOnExit() { server.stop(); }
-};
-
 // Reads one int from fd within the guard: how a forked child reports. nullopt on timeout.
 std::optional<int> read_int_within_guard(int fd) {
     pollfd ready{};
@@ -902,7 +893,7 @@ TEST_CASE("serve() over a Unix-domain socket answers 200 clients", "[unix][serve
             },
             options);
     });
-    StopOnExit stopper(server);
+    test::StopOnExit stopper(server);
     constexpr int threads = 4, each = 50;
     std::vector<std::future<int>> workers;
     workers.reserve(threads);
@@ -949,7 +940,7 @@ TEST_CASE("stop() ends serve() on a Unix-domain server", "[unix][serve]") {
             },
             options);
     });
-    StopOnExit stopper(server);
+    test::StopOnExit stopper(server);
     greet::Client client = connect_to(path);
     REQUIRE(in_handler.get_future().wait_for(guard) == std::future_status::ready);
     const auto at = Clock::now();
