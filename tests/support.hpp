@@ -7,12 +7,14 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -344,6 +346,54 @@ private:
     std::condition_variable changed_;
     int value_ = 0;
     int peak_ = 0;
+};
+
+// A serve loop on a thread of its own: `run` calls serve, serve_messages or serve_lines.
+// The destructor stops the server and joins, so a failed REQUIRE cannot leave it running.
+class Serving {
+public:
+    using Clock = std::chrono::steady_clock;
+    Serving(greet::Server& server, std::function<void(greet::Server&)> run)
+        : server_(server), future_(promise_.get_future()) {
+        thread_ = std::thread([this, run = std::move(run)] {
+#ifdef __linux__
+            thread_id_.store(this_thread_id());
+#endif
+            try {
+                run(server_);
+                promise_.set_value(Clock::now());
+            } catch (...) {
+                promise_.set_exception(std::current_exception());
+            }
+        });
+    }
+    Serving(const Serving&) = delete;
+    Serving& operator=(const Serving&) = delete;
+    ~Serving() {
+        server_.stop();
+        if (thread_.joinable()) thread_.join();
+    }
+    // When the serve call returned, or nullopt if it did not within `limit`. Rethrows what it threw.
+    std::optional<Clock::time_point> wait_returned(std::chrono::milliseconds limit = guard) {
+        if (returned_ || !future_.valid()) return returned_; // !valid: get() has rethrown already
+        if (future_.wait_for(limit) != std::future_status::ready) return std::nullopt;
+        returned_ = future_.get();
+        return returned_;
+    }
+    // stop(), then wait (bounded) for the serve call to return.
+    bool stop_and_wait(std::chrono::milliseconds limit = guard) {
+        server_.stop();
+        return wait_returned(limit).has_value();
+    }
+    long thread_id() const { return thread_id_.load(); } // the kernel's (Linux; 0 elsewhere)
+
+private:
+    greet::Server& server_;
+    std::atomic<long> thread_id_{0};
+    std::promise<Clock::time_point> promise_;
+    std::future<Clock::time_point> future_;
+    std::optional<Clock::time_point> returned_;
+    std::thread thread_; // last: it starts once the members it uses exist
 };
 
 // A helper thread; its result (or exception) comes back through get(). The destructor

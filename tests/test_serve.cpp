@@ -61,36 +61,12 @@ greet::Client connect_to(std::uint16_t port) {
     return client;
 }
 
-// serve() on a thread of its own. The destructor stops the server and waits for serve,
-// so a failed REQUIRE leaves no thread behind.
-class Serving {
-public:
+// serve(handler, options) on a thread of its own.
+struct Serving : test::Serving {
     Serving(greet::Server& server, greet::Server::Handler handler, greet::ServeOptions options = {})
-        : server_(server),
-          returned_(std::async(std::launch::async, [this, handler = std::move(handler), options = std::move(options)] {
-#ifdef __linux__
-              thread_id_.store(static_cast<long>(::syscall(SYS_gettid)));
-#endif
-              server_.serve(handler, options);
-              return Clock::now();
-          })) {}
-    Serving(const Serving&) = delete;
-    Serving& operator=(const Serving&) = delete;
-    ~Serving() {
-        server_.stop();
-        if (returned_.valid()) returned_.wait();
-    }
-    // When serve returned, or nullopt if it did not within `limit`. Rethrows what serve threw.
-    std::optional<Clock::time_point> wait_returned(std::chrono::milliseconds limit = guard) {
-        if (returned_.wait_for(limit) != std::future_status::ready) return std::nullopt;
-        return returned_.get();
-    }
-    long thread_id() const { return thread_id_.load(); }
-
-private:
-    greet::Server& server_;
-    std::atomic<long> thread_id_{0};
-    std::future<Clock::time_point> returned_;
+        : test::Serving(server, [handler = std::move(handler), options = std::move(options)](greet::Server& s) {
+              s.serve(handler, options);
+          }) {}
 };
 
 #ifdef __linux__

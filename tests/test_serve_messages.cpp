@@ -217,48 +217,15 @@ private:
     std::vector<std::string> list_;
 };
 
-// serve_messages or serve_lines on a std::thread of its own. The destructor stops the
-// server and joins the thread, so a failed REQUIRE leaves no thread behind.
-class Serving {
-public:
+// serve_messages or serve_lines on a thread of its own.
+struct Serving : test::Serving {
     Serving(greet::Server& server, Framing framing, greet::Server::RequestHandler handler,
             greet::ServeOptions options = {})
-        : server_(server), future_(promise_.get_future()) {
-        thread_ = std::thread([this, framing, handler = std::move(handler), options = std::move(options)] {
-            try {
-                if (framing == Framing::messages) server_.serve_messages(handler, options);
-                else server_.serve_lines(handler, options);
-                promise_.set_value(Clock::now());
-            } catch (...) {
-                promise_.set_exception(std::current_exception());
-            }
-        });
-    }
-    Serving(const Serving&) = delete;
-    Serving& operator=(const Serving&) = delete;
-    ~Serving() {
-        server_.stop();
-        if (thread_.joinable()) thread_.join();
-    }
-    // When the serve call returned, or nullopt if it did not within `limit`. Rethrows what it threw.
-    std::optional<Clock::time_point> wait_returned(std::chrono::milliseconds limit = guard) {
-        if (returned_ || !future_.valid()) return returned_; // !valid: get() has rethrown already
-        if (future_.wait_for(limit) != std::future_status::ready) return std::nullopt;
-        returned_ = future_.get();
-        return returned_;
-    }
-    // stop(), then wait (bounded) for the serve call to return.
-    bool stop_and_wait(std::chrono::milliseconds limit = guard) {
-        server_.stop();
-        return wait_returned(limit).has_value();
-    }
-
-private:
-    greet::Server& server_;
-    std::promise<Clock::time_point> promise_;
-    std::future<Clock::time_point> future_;
-    std::optional<Clock::time_point> returned_;
-    std::thread thread_; // last: it starts once the members it uses exist
+        : test::Serving(server,
+                        [framing, handler = std::move(handler), options = std::move(options)](greet::Server& s) {
+                            if (framing == Framing::messages) s.serve_messages(handler, options);
+                            else s.serve_lines(handler, options);
+                        }) {}
 };
 
 #ifdef __linux__
