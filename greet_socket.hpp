@@ -4200,8 +4200,10 @@ public:
         return true;
     }
     void watch(Connection& c, bool write) noexcept { fds_[c.slot].events = write ? POLLOUT : POLLIN; }
-    void remove(Connection& c) noexcept {                              // the last one takes its place
-        if (c.slot >= owners_.size() || owners_[c.slot] != &c) return; // never added: add() threw
+    // The last one takes its place. A connection that was never added (add() threw) still has
+    // slot 0, which is the wake socket's: it is left alone.
+    void remove(Connection& c) noexcept {
+        if (owners_[c.slot] != &c) return;
         fds_[c.slot] = fds_.back();
         owners_[c.slot] = owners_.back();
         if (owners_[c.slot]) owners_[c.slot]->slot = c.slot;
@@ -4274,7 +4276,7 @@ public:
 #else
         thread_ = std::thread([this] { run(); });
 #endif
-        return started_ = true;
+        return true;
     }
     // From the accept loop. A connection no memory can be had for is closed and reported.
     void hand(Client& client, const Address& peer) noexcept {
@@ -4296,7 +4298,7 @@ public:
     }
     // From the accept loop: no new requests; unsent replies may leave until the deadline.
     void finish(detail::Clock::time_point deadline) noexcept {
-        if (!started_) return;
+        if (!thread_.joinable()) return; // never started, or joined
         {
             std::lock_guard<std::mutex> lock(mutex_);
             finishing_ = true;
@@ -4306,7 +4308,6 @@ public:
     }
     void join() noexcept {
         if (thread_.joinable()) thread_.join();
-        started_ = false;
     }
 
 private:
@@ -4605,7 +4606,6 @@ private:
     bool finishing_ = false;
     detail::Clock::time_point finish_by_ = detail::no_deadline;
     std::thread thread_;
-    bool started_ = false;
 };
 
 inline void Server::serve_messages(const RequestHandler& handler, const ServeOptions& options,

@@ -259,14 +259,11 @@ void check_still_serving(Served served, ServedNew served_new, greet::Client& bef
 }
 // The end of a run: some allocation failed, a client then got through, nothing more was
 // reported, and the serve loop ends when stopped.
-void check_end(bool got_through, int failures_seen, Reports& reports, greet::Server& server,
-               std::future<void>& serving) {
+void check_end(bool got_through, int failures_seen, Reports& reports, test::Serving& serving) {
     CHECK(got_through);
     CHECK(failures_seen > 0);
     CHECK(reports.take().empty());
-    server.stop();
-    REQUIRE(serving.wait_for(guard) == std::future_status::ready);
-    serving.get();
+    REQUIRE(serving.stop_and_wait());
 }
 // What a client the server closed saw: ClosedError (a FIN) or ECONNRESET, not a time-out.
 void check_closed(const std::exception_ptr& thrown) {
@@ -289,14 +286,13 @@ TEST_CASE("serve() survives an allocation failure in its own bookkeeping", "[all
         reports.add({peer.to_string(), e.what()});
     };
     std::promise<const void*> serve_thread;
-    auto serving = test::start([&] {
+    test::Serving serving(server, [&](greet::Server& s) {
         serve_thread.set_value(fault::this_thread());
-        server.serve([](greet::Client& client, const greet::Address&) {
+        s.serve([](greet::Client& client, const greet::Address&) {
             client.send_line("hello");
             for (int turn = 0; turn < 1000; ++turn) client.send_line(client.recv_line()); // ends in ClosedError
         }, options);
     });
-    test::StopOnExit stop_on_exit(server); // before `serving` waits for it
     auto serve_thread_id = serve_thread.get_future();
     REQUIRE(serve_thread_id.wait_for(guard) == std::future_status::ready);
     const void* const serve_id = serve_thread_id.get();
@@ -323,7 +319,7 @@ TEST_CASE("serve() survives an allocation failure in its own bookkeeping", "[all
             thrown = std::current_exception();
         }
         const bool fired = fault::disarm() || fault::count() != failures_before;
-        REQUIRE(serving.wait_for(0s) == std::future_status::timeout); // serve() has not ended
+        REQUIRE(!serving.wait_returned(0ms)); // serve() has not ended
         if (greeting == std::string("hello")) {
             if (!fired) {
                 got_through = true; // past the last allocation serve makes for a client
@@ -344,7 +340,7 @@ TEST_CASE("serve() survives an allocation failure in its own bookkeeping", "[all
         (void)reports.take();
         check_still_serving(echoes, served, a, connected, port, n);
     }
-    check_end(got_through, failures_seen, reports, server, serving);
+    check_end(got_through, failures_seen, reports, serving);
 }
 
 TEST_CASE("serve_messages() survives an allocation failure on its worker", "[alloc_faults][serve_messages]") {
@@ -359,13 +355,12 @@ TEST_CASE("serve_messages() survives an allocation failure on its worker", "[all
         reports.add({peer.to_string(), e.what()});
     };
     std::atomic<const void*> worker{nullptr};
-    auto serving = test::start([&] {
-        server.serve_messages([&](std::string_view request, const greet::Address&) {
+    test::Serving serving(server, [&](greet::Server& s) {
+        s.serve_messages([&](std::string_view request, const greet::Address&) {
             worker.store(fault::this_thread());
             return std::string(request); // allocates on the worker too: a failure here is the handler's
         }, options);
     });
-    test::StopOnExit stop_on_exit(server); // before `serving` waits for it
 
     auto ask = [](greet::Client& client, const std::string& request) {
         client.send_message(request);
@@ -394,7 +389,7 @@ TEST_CASE("serve_messages() survives an allocation failure on its worker", "[all
             thrown = std::current_exception();
         }
         const bool fired = fault::disarm() || fault::count() != failures_before;
-        REQUIRE(serving.wait_for(0s) == std::future_status::timeout);
+        REQUIRE(!serving.wait_returned(0ms));
         if (reply == request && !fired) {
             got_through = true; // past the last allocation the worker makes for a request
             break;
@@ -410,7 +405,7 @@ TEST_CASE("serve_messages() survives an allocation failure on its worker", "[all
         (void)reports.take();
         check_still_serving(ask, ask, a, connected, port, n);
     }
-    check_end(got_through, failures_seen, reports, server, serving);
+    check_end(got_through, failures_seen, reports, serving);
 }
 
 TEST_CASE("recv_exact and recv_message lose no buffered byte when allocating their result fails", "[alloc_faults][client]") {

@@ -883,8 +883,8 @@ TEST_CASE("serve() over a Unix-domain socket answers 200 clients", "[unix][serve
     std::atomic<int> reported{0};
     greet::ServeOptions options;
     options.on_error = [&](const greet::Address&, const std::exception&) { ++reported; };
-    auto serving = test::start([&] {
-        server.serve(
+    test::Serving serving(server, [&](greet::Server& s) {
+        s.serve(
             [&](greet::Client& client, const greet::Address& peer) {
                 client.set_timeout(guard);
                 const std::string name = client.recv_line();
@@ -893,7 +893,6 @@ TEST_CASE("serve() over a Unix-domain socket answers 200 clients", "[unix][serve
             },
             options);
     });
-    test::StopOnExit stopper(server);
     constexpr int threads = 4, each = 50;
     std::vector<std::future<int>> workers;
     workers.reserve(threads);
@@ -914,9 +913,7 @@ TEST_CASE("serve() over a Unix-domain socket answers 200 clients", "[unix][serve
         answered += worker.get();
     }
     CHECK(answered == threads * each);
-    server.stop();
-    REQUIRE(serving.wait_for(guard) == std::future_status::ready);
-    serving.get();
+    REQUIRE(serving.stop_and_wait());
     CHECK(handled == threads * each);
     CHECK(reported == 0);
 }
@@ -930,8 +927,8 @@ TEST_CASE("stop() ends serve() on a Unix-domain server", "[unix][serve]") {
     greet::ServeOptions options;
     options.grace = 50ms;
     options.on_error = [](const greet::Address&, const std::exception&) {};
-    auto serving = test::start([&] {
-        server.serve(
+    test::Serving serving(server, [&](greet::Server& s) {
+        s.serve(
             [&](greet::Client& client, const greet::Address&) {
                 client.set_timeout(guard);
                 in_handler.set_value();
@@ -940,13 +937,10 @@ TEST_CASE("stop() ends serve() on a Unix-domain server", "[unix][serve]") {
             },
             options);
     });
-    test::StopOnExit stopper(server);
     greet::Client client = connect_to(path);
     REQUIRE(in_handler.get_future().wait_for(guard) == std::future_status::ready);
     const auto at = Clock::now();
-    server.stop();
-    REQUIRE(serving.wait_for(guard) == std::future_status::ready);
-    serving.get();
+    REQUIRE(serving.stop_and_wait());
     CHECK(Clock::now() - at < 5s);
     CHECK(handler_cancelled);
     CHECK(server.stopped());
