@@ -33,7 +33,6 @@
 #endif
 #ifdef __linux__
 #include <dirent.h>
-#include <sys/syscall.h>
 #endif
 
 using namespace std::chrono_literals;

@@ -95,8 +95,6 @@ std::string numbered_text(std::size_t size, std::uint32_t seed) {
     out.resize(size);
     return out;
 }
-// Whether GREET_SOCKET_CHAOS is set: every send and receive then moves 1 to 16 bytes, so
-// tests that move megabytes move less.
 // "" when equal; else where they first differ (Catch would print a 1 MiB string whole).
 std::string difference(const std::string& got, const std::string& expected) {
     if (got == expected) return "";
